@@ -1,0 +1,91 @@
+"""Typed dependencies every route signature names: the session, the caller, the storage."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated, TypeVar
+
+from fastapi import Depends, HTTPException, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.orm import Session
+
+from arv.config import Settings, get_settings
+from arv.db.models import Base, Company
+from arv.db.session import get_sessionmaker
+from arv.services.auth import Principal, resolve_key
+from arv.storage import Storage, get_storage
+
+bearer = HTTPBearer(auto_error=False, description="An ARV API key: `Authorization: Bearer arv_...`")
+
+
+def get_db() -> Iterator[Session]:
+    session = get_sessionmaker()()
+    try:
+        yield session
+    finally:
+        session.close()
+
+
+SessionDep = Annotated[Session, Depends(get_db)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+StorageDep = Annotated[Storage, Depends(get_storage)]
+
+
+def get_principal(
+    session: SessionDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+) -> Principal:
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "send your API key as 'Authorization: Bearer KEY'",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    principal = resolve_key(session, credentials.credentials)
+    if principal is None:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "this API key is not valid (unknown or revoked)",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    return principal
+
+
+CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
+
+
+def require_admin(principal: CurrentPrincipal) -> Principal:
+    if not principal.is_admin:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "this needs the operator's admin key")
+    return principal
+
+
+AdminPrincipal = Annotated[Principal, Depends(require_admin)]
+
+M = TypeVar("M", bound=Base)
+
+
+def get_owned(session: Session, principal: Principal, model: type[M], record_id: int, what: str) -> M:
+    """The record if the caller may see it; another company's record is as absent as a missing one."""
+    record = session.get(model, record_id)
+    company_id = getattr(record, "company_id", None) if record is not None else None
+    if record is None or company_id is None or not principal.may_act_for(company_id):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"there is no {what} {record_id}")
+    return record
+
+
+def acting_company(session: Session, principal: Principal, company_id: int | None) -> Company:
+    """The company a write acts for: a company key's own, or the one an admin names."""
+    if principal.is_admin:
+        if company_id is None:
+            raise HTTPException(
+                status.HTTP_422_UNPROCESSABLE_CONTENT, "an admin key must name the company with company_id"
+            )
+        target = company_id
+    else:
+        if company_id is not None and company_id != principal.company_id:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"there is no company {company_id}")
+        target = principal.company_id  # type: ignore[assignment]
+    company = session.get(Company, target)
+    if company is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"there is no company {target}")
+    return company

@@ -1,0 +1,159 @@
+"""AR content: a portrait image in a project, its marker, and the videos that play over it."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, File, Form, UploadFile, status
+
+from arv.api.deps import CurrentPrincipal, SessionDep, SettingsDep, StorageDep, get_owned
+from arv.api.presenters import ar_content_out, video_out
+from arv.api.schemas import ARContentOut, TaskAccepted, VideoOut
+from arv.api.uploads import read_upload, refused
+from arv.db.models import ARContent, Project, Video
+from arv.services import markers
+from arv.services.uploads import UploadRefused, check_image, sniff_video
+from arv.storage import Storage, new_key
+from arv.tasks.app import MARKERS
+
+router = APIRouter(prefix="/api/ar-content", tags=["ar-content"])
+
+
+def _add_video(
+    session: SessionDep,
+    storage: Storage,
+    content: ARContent,
+    data: bytes,
+    filename: str | None,
+    stored_keys: list[str],
+) -> Video:
+    try:
+        container = sniff_video(data)
+    except UploadRefused as exc:
+        raise refused(exc) from exc
+    key = new_key("videos", container.suffix)
+    storage.put(key, data, container.content_type)
+    stored_keys.append(key)
+    video = Video(
+        ar_content_id=content.id,
+        storage_key=key,
+        content_type=container.content_type,
+        size_bytes=len(data),
+        filename=(filename or "")[:255] or None,
+    )
+    session.add(video)
+    session.flush()
+    if content.active_video_id is None:
+        content.active_video_id = video.id
+    return video
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=ARContentOut)
+def create_ar_content(
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    settings: SettingsDep,
+    storage: StorageDep,
+    project_id: Annotated[int, Form()],
+    title: Annotated[str, Form(min_length=1, max_length=200)],
+    image: Annotated[UploadFile | None, File()] = None,
+    video: Annotated[UploadFile | None, File()] = None,
+) -> ARContentOut:
+    """Store the image (and the first video), queue the marker; answers with the content and `task_id`."""
+    project = get_owned(session, principal, Project, project_id, "project")
+    limit = settings.max_upload_bytes
+    image_data = read_upload(image, limit=limit, field="image")
+    video_data = read_upload(video, limit=limit, field="video") if video is not None else None
+    try:
+        checked = check_image(image_data, max_pixels=settings.max_image_pixels)
+        if video_data is not None:
+            sniff_video(video_data)
+    except UploadRefused as exc:
+        raise refused(exc) from exc
+    stored: list[str] = []
+    try:
+        key = new_key("images", checked.suffix)
+        storage.put(key, image_data, checked.content_type)
+        stored.append(key)
+        content = ARContent(
+            company_id=project.company_id,
+            project_id=project.id,
+            title=title,
+            image_key=key,
+            image_content_type=checked.content_type,
+            image_width=checked.width,
+            image_height=checked.height,
+            is_active=project.status == "active",
+        )
+        session.add(content)
+        session.flush()
+        if video_data is not None:
+            _add_video(session, storage, content, video_data, video.filename if video else None, stored)
+        markers.request_compile(session, content, task_name="generate_ar_content_marker_task", queue=MARKERS)
+        session.commit()
+    except BaseException:
+        session.rollback()
+        for key in stored:
+            storage.delete(key)
+        raise
+    return ar_content_out(content, storage, settings)
+
+
+@router.get("/{content_id}", response_model=ARContentOut)
+def read_ar_content(
+    content_id: int,
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    settings: SettingsDep,
+    storage: StorageDep,
+) -> ARContentOut:
+    return ar_content_out(
+        get_owned(session, principal, ARContent, content_id, "AR content"), storage, settings
+    )
+
+
+@router.post(
+    "/{content_id}/generate-marker", status_code=status.HTTP_202_ACCEPTED, response_model=TaskAccepted
+)
+def regenerate_marker(content_id: int, session: SessionDep, principal: CurrentPrincipal) -> TaskAccepted:
+    """Compile again; the marker being served stays until the new one is ready."""
+    content = get_owned(session, principal, ARContent, content_id, "AR content")
+    job = markers.request_compile(
+        session, content, task_name="generate_ar_content_marker_task", queue=MARKERS
+    )
+    session.commit()
+    return TaskAccepted(task_id=job.id)
+
+
+@router.post("/{content_id}/videos", status_code=status.HTTP_201_CREATED, response_model=VideoOut)
+def upload_video(
+    content_id: int,
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    settings: SettingsDep,
+    storage: StorageDep,
+    video: Annotated[UploadFile | None, File()] = None,
+) -> VideoOut:
+    content = get_owned(session, principal, ARContent, content_id, "AR content")
+    data = read_upload(video, limit=settings.max_upload_bytes, field="video")
+    stored: list[str] = []
+    try:
+        created = _add_video(session, storage, content, data, video.filename if video else None, stored)
+        session.commit()
+    except BaseException:
+        session.rollback()
+        for key in stored:
+            storage.delete(key)
+        raise
+    return video_out(created, storage, settings)
+
+
+@router.get("/{content_id}/videos", response_model=list[VideoOut])
+def list_videos(
+    content_id: int,
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    settings: SettingsDep,
+    storage: StorageDep,
+) -> list[VideoOut]:
+    content = get_owned(session, principal, ARContent, content_id, "AR content")
+    videos = session.query(Video).filter(Video.ar_content_id == content.id).order_by(Video.id)
+    return [video_out(v, storage, settings) for v in videos]

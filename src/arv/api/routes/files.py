@@ -1,0 +1,23 @@
+"""Signed, expiring downloads of objects in the local storage folder (S3 serves its own)."""
+
+from fastapi import APIRouter, HTTPException, status
+from fastapi.responses import FileResponse
+
+from arv.api.deps import StorageDep
+from arv.storage import ObjectNotFound
+from arv.storage.local import DOWNLOAD_ROUTE, LocalStorage
+
+router = APIRouter(tags=["files"])
+
+
+@router.get(DOWNLOAD_ROUTE + "{key:path}", include_in_schema=False)
+def download(key: str, expires: int, signature: str, storage: StorageDep) -> FileResponse:
+    if not isinstance(storage, LocalStorage) or not storage.verify(key, expires, signature):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "this download link is invalid or has expired")
+    try:
+        path = storage.file_path(key)
+    except ObjectNotFound as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "this file no longer exists") from exc
+    return FileResponse(
+        path, media_type=storage.content_type_of(path), headers={"Cache-Control": "private, max-age=600"}
+    )

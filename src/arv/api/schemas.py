@@ -1,0 +1,113 @@
+"""Request and response bodies of the API."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
+
+
+class CompanyCreate(BaseModel):
+    name: str = Field(min_length=1, max_length=200)
+    contact_email: EmailStr | None = None
+    telegram_chat_id: str | None = Field(default=None, max_length=64)
+    language: str = Field(default="en", pattern="^(en|ru)$")
+
+
+class CompanyOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: int
+    name: str
+    contact_email: str | None
+    telegram_chat_id: str | None
+    language: str
+    created_at: datetime
+
+
+class ProjectCreate(BaseModel):
+    company_id: int | None = None
+    name: str = Field(min_length=1, max_length=200)
+    expires_at: datetime | None = None
+    notify_before_expiry_days: int | None = Field(default=None, ge=0, le=365)
+
+    @field_validator("expires_at")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("expires_at needs a time zone, e.g. 2027-01-31T00:00:00Z")
+        return value
+
+
+class ProjectUpdate(BaseModel):
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    expires_at: datetime | None = None
+    notify_before_expiry_days: int | None = Field(default=None, ge=0, le=365)
+
+    @field_validator("expires_at")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        return ProjectCreate._aware(value)
+
+
+class ProjectOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: int
+    company_id: int
+    name: str
+    status: str
+    expires_at: datetime | None
+    notify_before_expiry_days: int
+    created_at: datetime
+
+
+class MarkerOut(BaseModel):
+    id: int
+    company_id: int
+    marker_status: str
+    marker_url: str | None
+    marker_error: str | None
+    marker_metadata: dict[str, Any] | None
+    task_id: str | None
+    image_url: str
+    image_width: int
+    image_height: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class PortraitOut(MarkerOut):
+    pass
+
+
+class ARContentOut(MarkerOut):
+    project_id: int
+    title: str
+    unique_id: str
+    is_active: bool
+    active_video_id: int | None
+    public_url: str
+
+
+class VideoOut(BaseModel):
+    id: int
+    ar_content_id: int
+    content_type: str
+    size_bytes: int
+    filename: str | None
+    video_url: str
+    created_at: datetime
+
+
+class TaskAccepted(BaseModel):
+    task_id: str
+
+
+class TaskOut(BaseModel):
+    task_id: str
+    state: str
+    result: dict[str, Any] | None = None
+    error: str | None = None
+    attempts: int
+    created_at: datetime
+    finished_at: datetime | None

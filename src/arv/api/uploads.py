@@ -1,0 +1,100 @@
+"""Reading multipart uploads within the size limit, and the ASGI guard that enforces it while streaming."""
+
+from __future__ import annotations
+
+import json
+
+from fastapi import HTTPException, UploadFile, status
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from arv.services.uploads import UploadRefused
+
+# Room for the multipart envelope and form fields around the file itself.
+ENVELOPE_BYTES = 1024 * 1024
+
+
+def read_upload(upload: UploadFile | None, *, limit: int, field: str) -> bytes:
+    if upload is None:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"the form has no '{field}' file")
+    data = upload.file.read(limit + 1)
+    if len(data) > limit:
+        raise HTTPException(
+            status.HTTP_413_CONTENT_TOO_LARGE,
+            f"the {field} is larger than the upload limit of {limit // (1024 * 1024)} MB",
+        )
+    return data
+
+
+def refused(exc: UploadRefused) -> HTTPException:
+    return HTTPException(exc.status_code, str(exc))
+
+
+class BodySizeLimit:
+    """Answers 413 as soon as a request body passes `max_bytes`, before it is buffered anywhere."""
+
+    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        declared = headers.get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            await self._refuse(send)
+            return
+        received = 0
+        too_large = False
+        refused = False
+
+        async def limited_receive() -> Message:
+            nonlocal received, too_large
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    too_large = True
+                    raise _TooLarge
+            return message
+
+        async def guarded_send(message: Message) -> None:
+            # Whatever the app answers to a body cut short (FastAPI says "error parsing the body"),
+            # the client is told the real reason.
+            nonlocal refused
+            if not too_large:
+                await send(message)
+            elif not refused:
+                refused = True
+                await self._refuse(send)
+
+        try:
+            await self.app(scope, limited_receive, guarded_send)
+        except _TooLarge:
+            if not refused:
+                await self._refuse(send)
+
+    async def _refuse(self, send: Send) -> None:
+        body = json.dumps(
+            {
+                "detail": f"the request is larger than the upload limit of "
+                f"{(self.max_bytes - ENVELOPE_BYTES) // (1024 * 1024)} MB"
+            }
+        ).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"connection", b"close"),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+
+class _TooLarge(Exception):
+    pass

@@ -1,0 +1,157 @@
+"""Commands that run the platform: migrate, api, worker, beat, and `run` (all of it in one group)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from typing import Annotated
+
+import typer
+
+from arv.cli.app import app
+from arv.config import get_settings
+
+
+@app.command()
+def migrate() -> None:
+    """Bring the database schema up to date."""
+    from arv.db.migrate import upgrade_database
+
+    upgrade_database()
+    typer.echo("database schema is up to date")
+
+
+@app.command()
+def api(
+    host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default ARV_API_PORT).")] = None,
+    workers: Annotated[int, typer.Option(help="Uvicorn worker processes.")] = 1,
+) -> None:
+    """Serve the HTTP API."""
+    import uvicorn
+
+    settings = get_settings()
+    uvicorn.run(
+        "arv.api.app:create_app",
+        factory=True,
+        host=host or settings.api_host,
+        port=port or settings.api_port,
+        workers=workers,
+        log_level=settings.log_level.lower(),
+        access_log=False,
+    )
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def worker(
+    ctx: typer.Context,
+    queues: Annotated[
+        str, typer.Option("-Q", "--queues", help="Comma-separated queues.")
+    ] = "markers,notifications,default",
+    concurrency: Annotated[int | None, typer.Option("-c", "--concurrency")] = None,
+) -> None:
+    """Run a Celery worker; extra options go to `celery worker` as they are."""
+    args = ["worker", "-Q", queues, "--loglevel", get_settings().log_level]
+    if concurrency:
+        args += ["-c", str(concurrency)]
+    _celery(args + list(ctx.args))
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def beat(ctx: typer.Context) -> None:
+    """Run Celery Beat, which sends the periodic tasks."""
+    _celery(["beat", "--loglevel", get_settings().log_level] + list(ctx.args))
+
+
+def _celery(args: list[str]) -> None:
+    from arv.tasks.app import get_celery_app
+
+    get_celery_app().start(argv=args)
+
+
+@app.command()
+def run(
+    port: Annotated[int | None, typer.Option(help="API port (default ARV_API_PORT).")] = None,
+    migrate_first: Annotated[bool, typer.Option("--migrate/--no-migrate")] = True,
+) -> None:
+    """The whole platform in one process group: API, one worker per queue, Beat. Ctrl-C stops it all."""
+    from arv.db.migrate import upgrade_database
+    from arv.db.session import session_scope
+    from arv.services.auth import create_key
+
+    settings = get_settings()
+    if migrate_first:
+        upgrade_database()
+    with session_scope() as session:
+        admin_key = create_key(session, admin=True)
+    env = {**os.environ}
+    if port:
+        env["ARV_API_PORT"] = str(port)
+    exe = [sys.executable, "-m", "arv"]
+    parts = {
+        "api": exe + ["api"] + (["--port", str(port)] if port else []),
+        "markers": exe
+        + [
+            "worker",
+            "-Q",
+            "markers",
+            "-c",
+            str(os.cpu_count() or 1),
+            "-n",
+            "markers@%h",
+            "--without-gossip",
+            "--without-mingle",
+        ],
+        "notifications": exe
+        + [
+            "worker",
+            "-Q",
+            "notifications",
+            "-c",
+            "2",
+            "-n",
+            "notifications@%h",
+            "--without-gossip",
+            "--without-mingle",
+        ],
+        "default": exe
+        + ["worker", "-Q", "default", "-c", "1", "-n", "default@%h", "--without-gossip", "--without-mingle"],
+        "beat": exe + ["beat"],
+    }
+    procs = {name: subprocess.Popen(cmd, env=env) for name, cmd in parts.items()}
+    base = settings.public_base_url.rstrip("/") or f"http://{settings.api_host}:{port or settings.api_port}"
+    typer.secho(f"ARV is running: API at {base} (docs at {base}/docs)", fg="green", err=True)
+    typer.secho(f"admin key: {admin_key}", fg="yellow", err=True)
+    typer.echo("Ctrl-C stops everything.", err=True)
+    stopping = False
+
+    def stop(*_: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    exit_code = 0
+    while not stopping:
+        for name, proc in procs.items():
+            if proc.poll() is not None:
+                typer.secho(
+                    f"{name} exited with code {proc.returncode}; stopping the rest", fg="red", err=True
+                )
+                exit_code = 1
+                stopping = True
+                break
+        time.sleep(0.3)
+    for proc in procs.values():
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + 20
+    for proc in procs.values():
+        try:
+            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    raise typer.Exit(exit_code)

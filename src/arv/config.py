@@ -1,0 +1,145 @@
+"""Settings: one pydantic-settings class that chooses every backend from `ARV_` environment variables."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every knob of ARV. With nothing set, everything runs on one machine with no servers.
+
+    Parameters come from the environment with the ``ARV_`` prefix (``ARV_DATABASE_URL`` and so on).
+    """
+
+    model_config = SettingsConfigDict(env_prefix="ARV_", env_file=None, extra="ignore")
+
+    # Where the embedded default keeps its database, files and broker mailboxes.
+    data_dir: Path = Path(".arv")
+
+    # Empty means the embedded default under data_dir (SQLite, local folder, filesystem broker).
+    database_url: str = ""
+    broker_url: str = ""
+    result_backend: str = ""
+    storage_url: str = ""
+
+    s3_endpoint: str | None = None
+    s3_access_key: str | None = None
+    s3_secret_key: str | None = None
+    s3_region: str = "us-east-1"
+
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    public_base_url: str = ""
+    # Signs download links of the local storage; generated once into data_dir when empty.
+    secret_key: str = ""
+    json_logs: bool | None = None
+    log_level: str = "INFO"
+
+    max_upload_mb: int = 50
+    # Decompression-bomb guard: images claiming more pixels than this are refused from their header.
+    max_image_pixels: int = 60_000_000
+    download_url_ttl_s: int = 900
+
+    # Celery time limits per queue, in seconds (soft ends the task cleanly, hard kills it).
+    marker_soft_time_limit_s: int = 120
+    marker_time_limit_s: int = 150
+    default_soft_time_limit_s: int = 300
+    default_time_limit_s: int = 360
+    notification_soft_time_limit_s: int = 60
+    notification_time_limit_s: int = 90
+
+    # Job leases: a job claimed by a worker that died comes back after its lease expires.
+    job_lease_margin_s: int = 30
+    # A queued job whose message has not been picked up after this long is published again.
+    job_republish_after_s: int = 30
+    job_max_attempts: int = 5
+    job_retry_base_s: float = 2.0
+    job_retry_max_s: float = 120.0
+    sweep_interval_s: float = 15.0
+
+    # Beat schedule, seconds between runs of each periodic task.
+    expiry_check_interval_s: float = 3600.0
+    expiry_deactivate_interval_s: float = 300.0
+    rotation_interval_s: float = 60.0
+
+    # Filesystem broker polling interval (embedded default only).
+    filesystem_poll_interval_s: float = 0.05
+    # Redis transport: redeliver an unacked message after this many seconds (production safety net;
+    # the job sweep recovers much sooner).
+    redis_visibility_timeout_s: int = 3600
+    # Prefix of every broker and result key in Redis, so several deployments (or test runs) can share
+    # one server.
+    redis_key_prefix: str = ""
+
+    smtp_host: str | None = None
+    smtp_port: int = 25
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_from: str = "ARV <no-reply@arv.local>"
+    smtp_starttls: bool = False
+    smtp_ssl: bool = False
+    smtp_rate_per_s: float = 10.0
+
+    telegram_bot_token: str | None = None
+    telegram_api_url: str = "https://api.telegram.org"
+
+    viewer_cdn_base_url: str = ""
+
+    default_notify_before_expiry_days: int = Field(default=7, ge=0)
+
+    # ---- derived URLs -------------------------------------------------------------------------
+
+    @property
+    def resolved_data_dir(self) -> Path:
+        return self.data_dir.expanduser().resolve()
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        """The database URL with the driver this project uses (psycopg 3 for PostgreSQL)."""
+        url = self.database_url or f"sqlite:///{self.resolved_data_dir / 'arv.db'}"
+        for prefix in ("postgresql://", "postgres://"):
+            if url.startswith(prefix):
+                return "postgresql+psycopg://" + url[len(prefix) :]
+        return url
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.sqlalchemy_url.startswith("sqlite")
+
+    @property
+    def broker_folder(self) -> Path:
+        return self.resolved_data_dir / "broker"
+
+    @property
+    def celery_broker_url(self) -> str:
+        return self.broker_url or "filesystem://"
+
+    @property
+    def celery_result_backend(self) -> str:
+        if self.result_backend:
+            return self.result_backend
+        if self.broker_url.startswith(("redis://", "rediss://")):
+            return self.broker_url
+        return f"db+sqlite:///{self.resolved_data_dir / 'results.db'}"
+
+    @property
+    def resolved_storage_url(self) -> str:
+        return self.storage_url or f"file://{self.resolved_data_dir / 'storage'}"
+
+    @property
+    def api_base_url(self) -> str:
+        return self.public_base_url.rstrip("/") or f"http://{self.api_host}:{self.api_port}"
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return self.max_upload_mb * 1024 * 1024
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment."""
+    return Settings()

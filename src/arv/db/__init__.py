@@ -1,0 +1,1 @@
+"""The database: models, the one session factory, and Alembic migrations."""

@@ -1,0 +1,1 @@
+"""The work itself, callable without Celery: jobs, markers, uploads, expiry, rotation, notifications."""

@@ -1,0 +1,255 @@
+"""Jobs: background work recorded in the database and published to the broker only after commit.
+
+The row is the truth; a broker message is a wake-up carrying the job id. A job is claimed with a
+conditional update (so a second delivery does nothing), runs under a lease (so a dead worker's job
+comes back), and is swept: jobs whose message was lost are published again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import structlog
+from sqlalchemy import and_, event, func, or_, select, update
+from sqlalchemy.orm import Session
+
+from arv.db.models import Job, JobStatus, utcnow
+
+log = structlog.get_logger(__name__)
+
+# Key in Session.info of the jobs to publish once the transaction that wrote them commits.
+_TO_PUBLISH = "arv_jobs_to_publish"
+
+
+@dataclass(frozen=True)
+class Wakeup:
+    """What the broker carries for a job: its id, the task that runs it, and the queue."""
+
+    job_id: str
+    task_name: str
+    queue: str
+    countdown: float | None = None
+
+
+def enqueue(
+    session: Session,
+    *,
+    task_name: str,
+    queue: str,
+    args: dict[str, Any],
+    company_id: int | None = None,
+    job_id: str | None = None,
+) -> Job:
+    """Write a job in the caller's transaction; its message is published after that commits."""
+    now = utcnow()
+    job = Job(
+        kind=task_name,
+        queue=queue,
+        args=args,
+        company_id=company_id,
+        status=JobStatus.QUEUED,
+        available_at=now,
+        last_published_at=now,
+        publish_count=1,
+        created_at=now,
+    )
+    if job_id:
+        job.id = job_id
+    session.add(job)
+    session.flush()
+    session.info.setdefault(_TO_PUBLISH, []).append(Wakeup(job.id, task_name, queue))
+    return job
+
+
+@event.listens_for(Session, "after_commit")
+def _publish_after_commit(session: Session) -> None:
+    wakeups = session.info.pop(_TO_PUBLISH, None)
+    if wakeups:
+        publish(wakeups)
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget_after_rollback(session: Session) -> None:
+    session.info.pop(_TO_PUBLISH, None)
+
+
+def publish(wakeups: Iterable[Wakeup]) -> int:
+    """Send the wake-ups; a broker that is down is logged, not raised: the sweep publishes later."""
+    from arv.tasks.publish import send_wakeup
+
+    sent = 0
+    for wakeup in wakeups:
+        try:
+            send_wakeup(wakeup)
+            sent += 1
+        except Exception as exc:  # noqa: BLE001 - any broker failure means "publish later"
+            log.warning("job.publish_failed", job_id=wakeup.job_id, queue=wakeup.queue, error=str(exc))
+            break  # the broker is down: the rest would fail the same way, slowly
+    return sent
+
+
+def claim(session: Session, job_id: str, *, lease_s: float) -> Job | None:
+    """Take the job for this worker, or None when it is done, running elsewhere or not yet due.
+
+    A job whose lease has expired (its worker died) can be claimed again.
+    """
+    now = utcnow()
+    claimable = or_(
+        and_(Job.status == JobStatus.QUEUED, Job.available_at <= now),
+        and_(Job.status == JobStatus.RUNNING, Job.lease_expires_at < now),
+    )
+    result = session.execute(
+        update(Job)
+        .where(Job.id == job_id, claimable)
+        .values(
+            status=JobStatus.RUNNING,
+            attempts=Job.attempts + 1,
+            lease_expires_at=now + timedelta(seconds=lease_s),
+            started_at=now,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    session.commit()
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        return None
+    return session.get(Job, job_id, populate_existing=True)
+
+
+def _settle(session: Session, job: Job, **values: Any) -> bool:
+    # Only the attempt that holds the claim may settle it; a stale worker whose lease was taken over
+    # changes nothing.
+    result = session.execute(
+        update(Job)
+        .where(Job.id == job.id, Job.status == JobStatus.RUNNING, Job.attempts == job.attempts)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1  # type: ignore[attr-defined,no-any-return]
+
+
+def succeed(session: Session, job: Job, result: dict[str, Any] | None = None) -> bool:
+    return _settle(
+        session,
+        job,
+        status=JobStatus.SUCCEEDED,
+        result=result,
+        error=None,
+        finished_at=utcnow(),
+        lease_expires_at=None,
+    )
+
+
+def fail(session: Session, job: Job, error: str) -> bool:
+    return _settle(
+        session, job, status=JobStatus.FAILED, error=error, finished_at=utcnow(), lease_expires_at=None
+    )
+
+
+def retry_later(session: Session, job: Job, *, delay_s: float, error: str) -> bool:
+    now = utcnow()
+    return _settle(
+        session,
+        job,
+        status=JobStatus.QUEUED,
+        error=error,
+        lease_expires_at=None,
+        available_at=now + timedelta(seconds=delay_s),
+        last_published_at=now,
+        publish_count=Job.publish_count + 1,
+    )
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    """What one sweep changed."""
+
+    expired_leases_requeued: int
+    expired_leases_failed: int
+    republished: int
+
+    def to_dict(self) -> dict[str, int]:
+        return {
+            "expired_leases_requeued": self.expired_leases_requeued,
+            "expired_leases_failed": self.expired_leases_failed,
+            "republished": self.republished,
+        }
+
+
+LEASE_EXPIRED_ERROR = "the worker running it stopped (crashed or killed by its time limit) too many times"
+
+
+def sweep(
+    session: Session,
+    *,
+    max_attempts: int,
+    republish_after_s: float,
+    queue_lengths: dict[str, int | None],
+    now: datetime | None = None,
+    batch: int = 1000,
+) -> tuple[SweepResult, list[Wakeup], list[str]]:
+    """Take back jobs whose worker died and find jobs whose message was lost.
+
+    Returns the counts, the wake-ups to publish (after the caller commits) and the ids of jobs that
+    failed for good here, whose records the caller marks failed.
+    """
+    now = now or utcnow()
+    expired = and_(Job.status == JobStatus.RUNNING, Job.lease_expires_at < now)
+    failed_ids = list(
+        session.scalars(
+            select(Job.id)
+            .where(expired, Job.attempts >= max_attempts)
+            .limit(batch)
+            .with_for_update(skip_locked=True)
+        )
+    )
+    if failed_ids:
+        session.execute(
+            update(Job)
+            .where(Job.id.in_(failed_ids), expired)
+            .values(
+                status=JobStatus.FAILED, error=LEASE_EXPIRED_ERROR, finished_at=now, lease_expires_at=None
+            )
+            .execution_options(synchronize_session=False)
+        )
+    requeued = session.execute(
+        update(Job)
+        .where(expired, Job.attempts < max_attempts)
+        .values(status=JobStatus.QUEUED, available_at=now, last_published_at=None, lease_expires_at=None)
+        .execution_options(synchronize_session=False)
+    ).rowcount  # type: ignore[attr-defined]
+
+    stale_before = now - timedelta(seconds=republish_after_s)
+    due = and_(Job.status == JobStatus.QUEUED, Job.available_at <= now)
+    waiting_by_queue = dict(
+        session.execute(select(Job.queue, func.count()).where(due).group_by(Job.queue)).all()
+    )
+    wakeups: list[Wakeup] = []
+    for queue, waiting in waiting_by_queue.items():
+        in_broker = queue_lengths.get(queue)
+        if in_broker is not None and in_broker >= waiting:
+            continue  # every due job of this queue still has its message waiting: a backlog, not a loss
+        rows = session.execute(
+            select(Job.id, Job.kind)
+            .where(
+                due,
+                Job.queue == queue,
+                or_(Job.last_published_at.is_(None), Job.last_published_at < stale_before),
+            )
+            .order_by(Job.available_at)
+            .limit(batch)
+            .with_for_update(skip_locked=True)
+        ).all()
+        if not rows:
+            continue
+        ids = [row.id for row in rows]
+        session.execute(
+            update(Job)
+            .where(Job.id.in_(ids))
+            .values(last_published_at=now, publish_count=Job.publish_count + 1)
+            .execution_options(synchronize_session=False)
+        )
+        wakeups.extend(Wakeup(row.id, row.kind, queue) for row in rows)
+    return SweepResult(requeued, len(failed_ids), len(wakeups)), wakeups, failed_ids

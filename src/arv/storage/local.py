@@ -1,0 +1,94 @@
+"""Storage in a local folder, with HMAC-signed, expiring download links served by the API."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import mimetypes
+import os
+import tempfile
+import time
+from pathlib import Path
+from urllib.parse import quote, urlencode
+
+from arv.storage.base import ObjectNotFound, Storage, StorageError
+
+# The API route that serves signed local downloads (see arv.api.routes.files).
+DOWNLOAD_ROUTE = "/files/"
+
+
+class LocalStorage(Storage):
+    """Objects as files below `root`; writes are atomic (temporary file, then rename).
+
+    Parameters: `root` folder, `signing_key` for download links, `base_url` of the API serving them.
+    """
+
+    def __init__(self, *, root: str | os.PathLike[str], signing_key: bytes, base_url: str) -> None:
+        self.root = Path(root).resolve()
+        self.signing_key = signing_key
+        self.base_url = base_url.rstrip("/")
+
+    def _path(self, key: str) -> Path:
+        path = (self.root / key).resolve()
+        if self.root not in path.parents:
+            raise ObjectNotFound(f"invalid key {key!r}")
+        return path
+
+    def put(self, key: str, data: bytes, content_type: str) -> None:
+        path = self._path(key)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".upload-")
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            os.replace(tmp, path)
+        except OSError as exc:
+            raise StorageError(f"cannot write {key}: {exc}") from exc
+
+    def get(self, key: str) -> bytes:
+        try:
+            return self._path(key).read_bytes()
+        except FileNotFoundError as exc:
+            raise ObjectNotFound(key) from exc
+        except OSError as exc:
+            raise StorageError(f"cannot read {key}: {exc}") from exc
+
+    def delete(self, key: str) -> None:
+        try:
+            self._path(key).unlink(missing_ok=True)
+        except OSError as exc:
+            raise StorageError(f"cannot delete {key}: {exc}") from exc
+
+    def exists(self, key: str) -> bool:
+        return self._path(key).is_file()
+
+    def file_path(self, key: str) -> Path:
+        """The file behind `key`, for the API's download route."""
+        path = self._path(key)
+        if not path.is_file():
+            raise ObjectNotFound(key)
+        return path
+
+    def signature(self, key: str, expires: int) -> str:
+        return hmac.new(self.signing_key, f"{key}\n{expires}".encode(), hashlib.sha256).hexdigest()
+
+    def verify(self, key: str, expires: int, signature: str) -> bool:
+        return expires >= time.time() and hmac.compare_digest(self.signature(key, expires), signature)
+
+    def download_url(self, key: str, *, expires_in: int, filename: str | None = None) -> str:
+        expires = int(time.time()) + expires_in
+        query = {"expires": expires, "signature": self.signature(key, expires)}
+        return f"{self.base_url}{DOWNLOAD_ROUTE}{quote(key)}?{urlencode(query)}"
+
+    def check(self) -> None:
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            probe = self.root / ".healthcheck"
+            probe.write_bytes(b"ok")
+            probe.unlink()
+        except OSError as exc:
+            raise StorageError(f"storage folder {self.root} is not writable: {exc}") from exc
+
+    @staticmethod
+    def content_type_of(path: Path) -> str:
+        return mimetypes.guess_type(path.name)[0] or "application/octet-stream"

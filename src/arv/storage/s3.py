@@ -1,0 +1,115 @@
+"""Storage on any S3-compatible server (MinIO, AWS S3), with presigned download URLs."""
+
+from __future__ import annotations
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from arv.storage.base import ObjectNotFound, Storage, StorageError
+
+# Fail fast on a dead endpoint; the task layer retries with backoff.
+CLIENT_CONFIG = Config(
+    connect_timeout=5,
+    read_timeout=30,
+    retries={"max_attempts": 2, "mode": "standard"},
+    signature_version="s3v4",
+    s3={"addressing_style": "path"},
+)
+
+
+class S3Storage(Storage):
+    """Objects in one bucket, created on first use.
+
+    Parameters: `bucket`, `endpoint_url` (None for AWS), `access_key`, `secret_key`, `region`.
+    """
+
+    def __init__(
+        self,
+        *,
+        bucket: str,
+        endpoint_url: str | None,
+        access_key: str | None,
+        secret_key: str | None,
+        region: str,
+    ) -> None:
+        if not bucket:
+            raise ValueError("ARV_STORAGE_URL names no bucket (expected s3://bucket)")
+        self.bucket = bucket
+        self.client = boto3.client(
+            "s3",
+            endpoint_url=endpoint_url,
+            aws_access_key_id=access_key,
+            aws_secret_access_key=secret_key,
+            region_name=region,
+            config=CLIENT_CONFIG,
+        )
+        self._bucket_ready = False
+
+    def _ensure_bucket(self) -> None:
+        if self._bucket_ready:
+            return
+        try:
+            self.client.head_bucket(Bucket=self.bucket)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") not in ("404", "NoSuchBucket", "NotFound"):
+                raise StorageError(f"bucket {self.bucket}: {exc}") from exc
+            try:
+                self.client.create_bucket(Bucket=self.bucket)
+            except ClientError as create_exc:
+                code = create_exc.response.get("Error", {}).get("Code")
+                if code not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
+                    raise StorageError(f"cannot create bucket {self.bucket}: {create_exc}") from create_exc
+        except BotoCoreError as exc:
+            raise StorageError(f"S3 endpoint unreachable: {exc}") from exc
+        self._bucket_ready = True
+
+    def put(self, key: str, data: bytes, content_type: str) -> None:
+        self._ensure_bucket()
+        try:
+            self.client.put_object(
+                Bucket=self.bucket,
+                Key=key,
+                Body=data,
+                ContentType=content_type,
+                CacheControl="public, max-age=31536000, immutable",
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise StorageError(f"cannot write {key}: {exc}") from exc
+
+    def get(self, key: str) -> bytes:
+        try:
+            return self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "NoSuchBucket"):
+                raise ObjectNotFound(key) from exc
+            raise StorageError(f"cannot read {key}: {exc}") from exc
+        except BotoCoreError as exc:
+            raise StorageError(f"cannot read {key}: {exc}") from exc
+
+    def delete(self, key: str) -> None:
+        try:
+            self.client.delete_object(Bucket=self.bucket, Key=key)
+        except (ClientError, BotoCoreError) as exc:
+            raise StorageError(f"cannot delete {key}: {exc}") from exc
+
+    def exists(self, key: str) -> bool:
+        try:
+            self.client.head_object(Bucket=self.bucket, Key=key)
+            return True
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return False
+            raise StorageError(f"cannot look up {key}: {exc}") from exc
+        except BotoCoreError as exc:
+            raise StorageError(f"cannot look up {key}: {exc}") from exc
+
+    def download_url(self, key: str, *, expires_in: int, filename: str | None = None) -> str:
+        params = {"Bucket": self.bucket, "Key": key}
+        if filename:
+            params["ResponseContentDisposition"] = f'attachment; filename="{filename}"'
+        return self.client.generate_presigned_url("get_object", Params=params, ExpiresIn=expires_in)
+
+    def check(self) -> None:
+        self._bucket_ready = False
+        self._ensure_bucket()

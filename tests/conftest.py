@@ -1,0 +1,144 @@
+"""Fixtures shared by the whole suite: an ARV environment per test on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import create_engine, text
+
+from tests.support.platform import reset_caches
+from tests.support.servers import moto_s3_server, postgres_database
+
+# Tests never read the developer's own ARV_ variables.
+for _name in [n for n in os.environ if n.startswith("ARV_") and not n.startswith("ARV_TEST_")]:
+    del os.environ[_name]
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """One migrated PostgreSQL database for this run; tests empty it before use."""
+    from arv.db.migrate import upgrade_database
+
+    with postgres_database() as url:
+        upgrade_database(url.replace("postgresql://", "postgresql+psycopg://"))
+        yield url
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    with moto_s3_server() as endpoint:
+        yield endpoint
+
+
+def _empty_postgres(url: str) -> None:
+    engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
+    with engine.begin() as conn:
+        tables = [
+            r[0]
+            for r in conn.execute(
+                text(
+                    "SELECT tablename FROM pg_tables"
+                    " WHERE schemaname='public' AND tablename <> 'alembic_version'"
+                )
+            )
+        ]
+        if tables:
+            conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+    engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def arv_env(
+    db_backend: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> Iterator[dict[str, str]]:
+    """ARV_ variables for one test (embedded broker and local storage unless the test overrides),
+    set in this process and returned for subprocesses; the database is migrated and empty."""
+    env = {
+        "ARV_DATA_DIR": str(tmp_path / "data"),
+        "ARV_JSON_LOGS": "true",
+        "ARV_LOG_LEVEL": "WARNING",
+        "ARV_SECRET_KEY": "test-secret",
+        "ARV_PUBLIC_BASE_URL": "http://testserver",
+    }
+    if db_backend == "postgresql":
+        url = request.getfixturevalue("postgres_url")
+        _empty_postgres(url)
+        env["ARV_DATABASE_URL"] = url
+    apply_env(env, monkeypatch)
+    if db_backend == "sqlite":
+        from arv.db.migrate import upgrade_database
+
+        upgrade_database()
+    yield env
+    reset_caches()
+
+
+def apply_env(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Set `env` in this process and forget every object built from the old settings."""
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    reset_caches()
+
+
+@pytest.fixture
+def api(arv_env: dict[str, str]) -> Iterator[TestClient]:
+    from arv.api.app import create_app
+
+    with TestClient(create_app()) as client:
+        yield client
+
+
+@dataclass
+class Tenant:
+    company_id: int
+    key: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.key}"}
+
+
+@pytest.fixture
+def admin_key(arv_env: dict[str, str]) -> str:
+    from arv.db.session import session_scope
+    from arv.services.auth import create_key
+
+    with session_scope() as session:
+        return create_key(session, admin=True)
+
+
+@pytest.fixture
+def admin_headers(admin_key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {admin_key}"}
+
+
+@pytest.fixture
+def make_tenant(api: TestClient, admin_headers: dict[str, str]):  # type: ignore[no-untyped-def]
+    """Creates a company through the API and a key for it."""
+    from arv.db.session import session_scope
+    from arv.services.auth import create_key
+
+    def make(name: str = "Studio", **fields: object) -> Tenant:
+        response = api.post("/api/companies", json={"name": name, **fields}, headers=admin_headers)
+        assert response.status_code == 201, response.text
+        company_id = response.json()["id"]
+        with session_scope() as session:
+            key = create_key(session, company_id=company_id)
+        return Tenant(company_id, key)
+
+    return make
+
+
+@pytest.fixture
+def tenant(make_tenant) -> Tenant:  # type: ignore[no-untyped-def]
+    return make_tenant("Photo Studio One", contact_email="owner@studio.test")
