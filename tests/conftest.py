@@ -141,4 +141,4 @@ def make_tenant(api: TestClient, admin_headers: dict[str, str]):  # type: ignore
 
 @pytest.fixture
 def tenant(make_tenant) -> Tenant:  # type: ignore[no-untyped-def]
-    return make_tenant("Photo Studio One", contact_email="owner@studio.test")
+    return make_tenant("Photo Studio One", contact_email="owner@photostudio.com")

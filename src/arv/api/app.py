@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI, Request
+import time
+from collections.abc import Awaitable, Callable
+
+from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from arv import __version__
-from arv.api.routes import ar_content, companies, files, health, portraits, projects, tasks
+from arv.api.routes import ar_content, companies, files, health, metrics, portraits, projects, tasks
 from arv.api.uploads import ENVELOPE_BYTES, BodySizeLimit
 from arv.config import get_settings
 from arv.logging import configure_logging
+from arv.metrics import HTTP_REQUESTS, HTTP_SECONDS
 from arv.storage import StorageError
 
 ROUTERS = [
@@ -21,7 +25,19 @@ ROUTERS = [
     tasks.router,
     files.router,
     health.router,
+    metrics.router,
 ]
+
+
+async def count_requests(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+    started = time.perf_counter()
+    response = await call_next(request)
+    route = request.scope.get("route")
+    # The route's template, not the path: one series per endpoint, whatever the ids.
+    template = getattr(route, "path", "unmatched")
+    HTTP_REQUESTS.labels(request.method, template, str(response.status_code)).inc()
+    HTTP_SECONDS.labels(request.method, template).observe(time.perf_counter() - started)
+    return response
 
 
 def create_app() -> FastAPI:
@@ -34,6 +50,7 @@ def create_app() -> FastAPI:
     )
     for router in ROUTERS:
         app.include_router(router)
+    app.middleware("http")(count_requests)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_upload_bytes + ENVELOPE_BYTES)
 
     @app.exception_handler(RequestValidationError)

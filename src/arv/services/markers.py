@@ -8,7 +8,6 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from arv.db.models import ARContent, Job, MarkerStatus, Portrait, utcnow
-from arv.mindar import MindARInputError, compile_targets
 from arv.services.jobs import enqueue
 from arv.storage import ObjectNotFound, Storage
 
@@ -46,6 +45,9 @@ def compile_marker(
         image = storage.get(subject.image_key)
     except ObjectNotFound as exc:
         raise MarkerInputError("the uploaded image is missing from storage; upload it again") from exc
+    # Imported here: the API process, which only queues compiles, never loads numpy and OpenCV.
+    from arv.mindar import MindARInputError, compile_targets
+
     try:
         compiled = compile_targets([image], max_pixels=max_pixels)
     except MindARInputError as exc:

@@ -9,6 +9,7 @@ from celery import Celery
 from kombu import Exchange, Queue
 
 from arv.config import Settings, get_settings
+from arv.logging import configure_logging
 
 MARKERS = "markers"
 NOTIFICATIONS = "notifications"
@@ -22,7 +23,7 @@ ROUTES: dict[str, str] = {
     "sweep_jobs": DEFAULT,
 }
 
-TASK_MODULES = ["arv.tasks.markers", "arv.tasks.maintenance"]
+TASK_MODULES = ["arv.tasks.observability", "arv.tasks.markers", "arv.tasks.maintenance"]
 
 
 def beat_schedule(settings: Settings) -> dict[str, dict[str, object]]:
@@ -59,6 +60,7 @@ def broker_options(settings: Settings) -> dict[str, object]:
 
 def create_celery_app(settings: Settings | None = None) -> Celery:
     settings = settings or get_settings()
+    configure_logging(settings)
     if settings.is_sqlite or not settings.result_backend:
         settings.resolved_data_dir.mkdir(parents=True, exist_ok=True)
     app = Celery(
