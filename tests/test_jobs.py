@@ -1,0 +1,117 @@
+"""The job table keeps work from being lost or done twice, whatever the broker does."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+
+from arv.db.models import Job, JobStatus, utcnow
+from arv.db.session import session_scope
+from arv.services import jobs
+
+
+def _enqueue(**kwargs: object) -> str:
+    with session_scope() as session:
+        job = jobs.enqueue(session, task_name="sweep_jobs", queue="default", args={}, **kwargs)  # type: ignore[arg-type]
+        return job.id
+
+
+def _job(job_id: str) -> Job:
+    with session_scope() as session:
+        job = session.get(Job, job_id)
+        assert job is not None
+        return job
+
+
+def test_a_job_is_claimed_once_however_often_its_message_arrives(arv_env: dict[str, str]) -> None:
+    job_id = _enqueue()
+    with session_scope() as session:
+        first = jobs.claim(session, job_id, lease_s=60)
+        second = jobs.claim(session, job_id, lease_s=60)
+    assert first is not None and first.attempts == 1
+    assert second is None
+    with session_scope() as session:
+        assert jobs.succeed(session, first)
+    with session_scope() as session:
+        assert jobs.claim(session, job_id, lease_s=60) is None
+    assert _job(job_id).status == JobStatus.SUCCEEDED
+
+
+def test_a_job_whose_worker_died_is_claimed_again_after_its_lease(arv_env: dict[str, str]) -> None:
+    job_id = _enqueue()
+    with session_scope() as session:
+        dead = jobs.claim(session, job_id, lease_s=0.0)
+    assert dead is not None
+    with session_scope() as session:
+        again = jobs.claim(session, job_id, lease_s=60)
+    assert again is not None and again.attempts == 2
+    # The dead worker's late answer changes nothing: the claim is no longer its own.
+    with session_scope() as session:
+        assert not jobs.succeed(session, dead)
+    assert _job(job_id).status == JobStatus.RUNNING
+
+
+def test_sweep_requeues_expired_leases_and_fails_them_after_the_last_attempt(arv_env: dict[str, str]) -> None:
+    retried, exhausted = _enqueue(), _enqueue()
+    with session_scope() as session:
+        for job_id in (retried, exhausted):
+            assert jobs.claim(session, job_id, lease_s=0.0)
+        session.get(Job, exhausted).attempts = 5  # type: ignore[union-attr]
+    with session_scope() as session:
+        result, wakeups, failed = jobs.sweep(
+            session,
+            max_attempts=5,
+            republish_after_s=30,
+            queue_lengths={"default": 0},
+            now=utcnow() + timedelta(seconds=1),
+        )
+    assert failed == [exhausted]
+    assert result.expired_leases_requeued == 1 and result.expired_leases_failed == 1
+    assert [w.job_id for w in wakeups] == [retried]
+    assert _job(retried).status == JobStatus.QUEUED
+    assert _job(exhausted).status == JobStatus.FAILED
+
+
+def test_sweep_republishes_a_lost_message_but_not_a_backlog(arv_env: dict[str, str]) -> None:
+    job_ids = [_enqueue() for _ in range(3)]
+    later = utcnow() + timedelta(seconds=60)
+    with session_scope() as session:
+        # All three messages are still in the broker: a backlog, nothing to republish.
+        _, wakeups, _ = jobs.sweep(
+            session, max_attempts=5, republish_after_s=30, queue_lengths={"default": 3}, now=later
+        )
+    assert wakeups == []
+    with session_scope() as session:
+        # One message was lost: the stale jobs are published again, once per republish interval.
+        _, wakeups, _ = jobs.sweep(
+            session, max_attempts=5, republish_after_s=30, queue_lengths={"default": 2}, now=later
+        )
+        _, again, _ = jobs.sweep(
+            session,
+            max_attempts=5,
+            republish_after_s=30,
+            queue_lengths={"default": 2},
+            now=later + timedelta(seconds=1),
+        )
+    assert sorted(w.job_id for w in wakeups) == sorted(job_ids)
+    assert again == []
+    with session_scope() as session:
+        counts = session.scalars(select(Job.publish_count).where(Job.id.in_(job_ids))).all()
+    assert counts == [2, 2, 2]
+
+
+def test_jobs_written_in_a_rolled_back_transaction_are_never_published(
+    arv_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from arv.tasks import publish
+
+    sent: list[str] = []
+    # A spy at the broker boundary: what would be sent, without a broker.
+    monkeypatch.setattr(publish, "send_wakeup", lambda wakeup: sent.append(wakeup.job_id))
+    with pytest.raises(RuntimeError), session_scope() as session:
+        jobs.enqueue(session, task_name="sweep_jobs", queue="default", args={})
+        raise RuntimeError("the request failed after writing the job")
+    committed = _enqueue()
+    assert sent == [committed]
