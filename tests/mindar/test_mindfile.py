@@ -1,0 +1,119 @@
+"""The .mind file format: MindAR's own files read and written back byte for byte."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import msgpack
+import numpy as np
+import pytest
+
+from arv.mindar.errors import MindFileError
+from arv.mindar.mindfile import decode_mind, encode_mind
+
+FIXTURES = Path(
+    os.environ.get("ARV_TEST_MINDAR_FIXTURES", Path(__file__).resolve().parents[3] / "shared/fixtures/mindar")
+)
+
+
+@pytest.mark.parametrize(
+    "name", ["card.mind", "card.node-cpu.mind", "pictarize.mind", "pictarize.node-cpu.mind"]
+)
+def test_mindars_files_decode_and_encode_back_to_the_same_bytes(name: str) -> None:
+    original = (FIXTURES / name).read_bytes()
+
+    targets = decode_mind(original)
+
+    assert len(targets) == 1
+    assert set(targets[0]) == {"targetImage", "trackingData", "matchingData"}
+    assert encode_mind(targets) == original
+
+
+def _tiny_target(scale: float) -> dict:
+    point = {
+        "maxima": np.True_,
+        "x": np.float32(12.0),
+        "y": np.float64(3.25),
+        "scale": np.int64(2),
+        "angle": 0.0,
+        "descriptors": np.arange(21, dtype=np.uint32) * 200_000_000,
+    }
+    return {
+        "targetImage": {"width": np.int64(300), "height": 200},
+        "trackingData": [
+            {
+                "data": np.zeros(4, np.uint8).tobytes(),
+                "scale": scale,
+                "width": 2,
+                "height": 2,
+                "points": [{"x": np.int64(1), "y": 0}],
+            }
+        ],
+        "matchingData": [
+            {
+                "maximaPoints": [point],
+                "minimaPoints": [],
+                "maximaPointsCluster": {
+                    "rootNode": {"leaf": True, "centerPointIndex": None, "pointIndexes": [0]}
+                },
+                "minimaPointsCluster": {
+                    "rootNode": {"leaf": True, "centerPointIndex": None, "pointIndexes": []}
+                },
+                "width": 300,
+                "height": 200,
+                "scale": 1.0,
+            }
+        ],
+    }
+
+
+def test_numbers_are_written_as_javascript_writes_them() -> None:
+    data = encode_mind([_tiny_target(0.5)])
+
+    target = msgpack.unpackb(data)["dataList"][0]
+    point = target["matchingData"][0]["maximaPoints"][0]
+    # Integral values, even when given as floats, are MessagePack integers; others are float64.
+    assert type(point["x"]) is int and point["x"] == 12
+    assert type(point["angle"]) is int and point["angle"] == 0
+    assert type(target["matchingData"][0]["scale"]) is int
+    assert type(point["y"]) is float
+    assert b"\xcb" + np.float64(3.25).byteswap().tobytes() in data
+    assert point["descriptors"][20] == 4_000_000_000
+    assert isinstance(target["trackingData"][0]["data"], bytes)
+
+
+def test_keys_are_written_in_mindars_order() -> None:
+    target = msgpack.unpackb(encode_mind([_tiny_target(0.5)]))["dataList"][0]
+
+    assert list(target) == ["targetImage", "trackingData", "matchingData"]
+    assert list(target["trackingData"][0]) == ["data", "scale", "width", "height", "points"]
+    keyframe = target["matchingData"][0]
+    assert list(keyframe) == [
+        "maximaPoints",
+        "minimaPoints",
+        "maximaPointsCluster",
+        "minimaPointsCluster",
+        "width",
+        "height",
+        "scale",
+    ]
+    assert list(keyframe["maximaPoints"][0]) == ["maxima", "x", "y", "scale", "angle", "descriptors"]
+
+
+def test_encoding_is_deterministic() -> None:
+    assert encode_mind([_tiny_target(0.3)]) == encode_mind([_tiny_target(0.3)])
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"\xc1garbage", "not valid MessagePack"),
+        (msgpack.packb({"v": 1, "dataList": []}), "format version 1"),
+        (msgpack.packb([1, 2, 3]), "no format version"),
+        (msgpack.packb({"v": 2, "dataList": [{"targetImage": {}}]}), "lacks trackingData, matchingData"),
+    ],
+)
+def test_files_that_are_not_version_2_mind_files_are_refused(data: bytes, message: str) -> None:
+    with pytest.raises(MindFileError, match=message):
+        decode_mind(data)
