@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,7 +13,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
 
 from tests.support.platform import reset_caches
-from tests.support.servers import moto_s3_server, postgres_database
+from tests.support.servers import REDIS_URL, moto_s3_server, postgres_database
 
 # Tests never read the developer's own ARV_ variables.
 for _name in [n for n in os.environ if n.startswith("ARV_") and not n.startswith("ARV_TEST_")]:
@@ -74,6 +75,13 @@ def arv_env(
         url = request.getfixturevalue("postgres_url")
         _empty_postgres(url)
         env["ARV_DATABASE_URL"] = url
+    if request.node.get_closest_marker("production_stack"):
+        # Redis broker and result backend under a key prefix of this test's own, S3 on a moto server.
+        prefix = f"arvtest-{uuid.uuid4().hex[:10]}:"
+        env.update({"ARV_BROKER_URL": REDIS_URL, "ARV_RESULT_BACKEND": REDIS_URL, "ARV_REDIS_KEY_PREFIX": prefix,
+                    "ARV_STORAGE_URL": f"s3://arv-{uuid.uuid4().hex[:12]}",
+                    "ARV_S3_ENDPOINT": request.getfixturevalue("s3_endpoint"),
+                    "ARV_S3_ACCESS_KEY": "testing", "ARV_S3_SECRET_KEY": "testing"})
     apply_env(env, monkeypatch)
     if db_backend == "sqlite":
         from arv.db.migrate import upgrade_database
