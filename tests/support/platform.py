@@ -61,7 +61,12 @@ class WorkerPool:
     workers: list[Worker] = field(default_factory=list)
 
     def start(
-        self, queues: str = "markers,notifications,default", *, concurrency: int = 1, beat: bool = False
+        self,
+        queues: str = "markers,notifications,default",
+        *,
+        concurrency: int = 1,
+        beat: bool = False,
+        extra: list[str] | None = None,
     ) -> Worker:
         name = f"w{len(self.workers)}-{uuid.uuid4().hex[:6]}"
         log_path = self.log_dir / f"{name}.log"
@@ -85,6 +90,7 @@ class WorkerPool:
         ]
         if beat:
             cmd += ["-B", "-s", str(self.log_dir / f"{name}-beat-schedule")]
+        cmd += extra or []
         with open(log_path, "wb") as out:
             proc = subprocess.Popen(
                 cmd, env=self.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, cwd=REPO
