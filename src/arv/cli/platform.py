@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -88,6 +89,11 @@ def run(
     with session_scope() as session:
         admin_key = create_key(session, admin=True)
     env = {**os.environ}
+    # Every process writes its metrics here, so the API's /metrics shows the workers' tasks too.
+    metrics_dir = settings.resolved_data_dir / "metrics"
+    shutil.rmtree(metrics_dir, ignore_errors=True)
+    metrics_dir.mkdir(parents=True)
+    env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
     if port:
         env["ARV_API_PORT"] = str(port)
     exe = [sys.executable, "-m", "arv"]

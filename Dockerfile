@@ -1,0 +1,16 @@
+# One image for every part of ARV: the command chooses the part (api, worker, beat).
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 ARV_JSON_LOGS=true
+RUN apt-get update && apt-get install -y --no-install-recommends ffmpeg nodejs npm \
+    && rm -rf /var/lib/apt/lists/*
+WORKDIR /app
+COPY pyproject.toml constraints.txt README.md ./
+COPY src ./src
+COPY scripts ./scripts
+RUN pip install -c constraints.txt . && (test ! -x scripts/install-viewer-assets.sh || scripts/install-viewer-assets.sh)
+RUN useradd --create-home arv && mkdir -p /data && chown arv /data
+USER arv
+ENV ARV_DATA_DIR=/data
+EXPOSE 8000
+CMD ["arv", "api", "--host", "0.0.0.0"]
