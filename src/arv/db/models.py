@@ -196,7 +196,10 @@ class Notification(Base):
     """The outbox of messages to a company; `dedupe_key` makes each event notify once."""
 
     __tablename__ = "notifications"
-    __table_args__ = (Index("ix_notifications_company_created", "company_id", "created_at"),)
+    __table_args__ = (
+        Index("ix_notifications_company_created", "company_id", "created_at"),
+        Index("ix_notifications_fanned_out_at", "fanned_out_at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     company_id: Mapped[int] = mapped_column(ForeignKey("companies.id", ondelete="CASCADE"))
@@ -208,6 +211,8 @@ class Notification(Base):
     payload: Mapped[dict[str, Any] | None]
     dedupe_key: Mapped[str] = mapped_column(String(200), unique=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Null until its deliveries to the company's channels exist; rows inserted set-based start null.
+    fanned_out_at: Mapped[datetime | None]
 
     deliveries: Mapped[list[NotificationDelivery]] = relationship(
         back_populates="notification", order_by="NotificationDelivery.id", lazy="selectin"
@@ -226,6 +231,8 @@ class NotificationDelivery(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
     sent_at: Mapped[datetime | None]
+    # When the attempt now sending took it (status "sending"); the exactly-once claim.
+    claimed_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     notification: Mapped[Notification] = relationship(back_populates="deliveries")

@@ -190,6 +190,7 @@ def upgrade() -> None:
         sa.Column("payload", sa.JSON(), nullable=True),
         sa.Column("dedupe_key", sa.String(length=200), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("fanned_out_at", sa.DateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(
             ["ar_content_id"],
             ["ar_contents.id"],
@@ -213,6 +214,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("notifications", schema=None) as batch_op:
         batch_op.create_index("ix_notifications_company_created", ["company_id", "created_at"], unique=False)
+        batch_op.create_index("ix_notifications_fanned_out_at", ["fanned_out_at"], unique=False)
 
     op.create_table(
         "video_rotation_schedules",
@@ -281,6 +283,7 @@ def upgrade() -> None:
         sa.Column("attempts", sa.Integer(), nullable=False),
         sa.Column("last_error", sa.Text(), nullable=True),
         sa.Column("sent_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("claimed_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["notification_id"],
@@ -310,6 +313,7 @@ def downgrade() -> None:
 
     op.drop_table("video_rotation_schedules")
     with op.batch_alter_table("notifications", schema=None) as batch_op:
+        batch_op.drop_index("ix_notifications_fanned_out_at")
         batch_op.drop_index("ix_notifications_company_created")
 
     op.drop_table("notifications")
