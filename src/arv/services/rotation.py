@@ -1,0 +1,370 @@
+"""Video rotation: when a schedule's next slot falls, in its own time zone, and the pass that rotates videos.
+
+A schedule's slots are wall-clock times in its zone (09:00 Europe/Berlin every day, the last day of
+each month, a cron expression...). `next_rotation_at` turns them into UTC instants:
+
+- a wall time that happens twice (clocks go back) counts once, at its first occurrence;
+- a wall time that does not exist (clocks jump forward over it) happens at the moment of the jump;
+- the next slot is always computed from the schedule and the current time, never by adding a period
+  to the previous run, so it never drifts with the task's timing, and a pass that comes late (Beat
+  was down for a day) rotates once and moves on to the first slot after now.
+"""
+
+from __future__ import annotations
+
+import calendar
+import json
+import random
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from croniter import CroniterBadCronError, CroniterBadDateError, croniter
+from sqlalchemy import Integer, bindparam, select, text
+from sqlalchemy.orm import Session
+
+from arv.db.models import UTCDateTime, VideoRotationSchedule, utcnow
+
+ROTATION_TYPES = ("daily", "weekly", "monthly", "cron", "random")
+SEQUENTIAL_TYPES = ("daily", "weekly", "monthly", "cron")
+WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+
+# Slots are searched from this long before `after` in wall-clock time, so a slot that a daylight-saving
+# change moved (by at most two hours anywhere in the tz database) is never stepped over.
+_WALL_CLOCK_MARGIN = timedelta(hours=3)
+_TIME_OF_DAY = re.compile(r"^(\d{1,2}):(\d{2})(?::(\d{2}))?$")
+
+
+class InvalidRotationRule(ValueError):
+    """A schedule that cannot be run; the message says what to change."""
+
+
+@dataclass(frozen=True)
+class RotationRule:
+    """When a schedule rotates.
+
+    rotation_type: daily, weekly, monthly, cron or random; zone: the time zone its wall-clock times
+    are in; time_of_day: the local time of the daily, weekly, monthly and (without a cron expression)
+    random slots; day_of_week: 0 (Monday) to 6 (Sunday) for weekly; day_of_month: 1 to 31 for
+    monthly, a month without that day using its last day; cron_expression: five cron fields in the
+    zone's local time, for cron (and optionally random).
+    """
+
+    rotation_type: str
+    zone: ZoneInfo
+    time_of_day: time = time(0, 0)
+    day_of_week: int | None = None
+    day_of_month: int | None = None
+    cron_expression: str | None = None
+
+    @classmethod
+    def parse(
+        cls,
+        *,
+        rotation_type: str,
+        timezone: str | None = "UTC",
+        time_of_day: str | None = None,
+        day_of_week: int | None = None,
+        day_of_month: int | None = None,
+        cron_expression: str | None = None,
+    ) -> RotationRule:
+        """A rule from the stored or submitted fields; fields the type does not use are dropped."""
+        if rotation_type not in ROTATION_TYPES:
+            raise InvalidRotationRule(
+                f"rotation_type must be one of {', '.join(ROTATION_TYPES)}, not {rotation_type!r}"
+            )
+        zone = parse_zone(timezone or "UTC")
+        uses_cron = rotation_type == "cron" or (rotation_type == "random" and bool(cron_expression))
+        if uses_cron:
+            if not cron_expression:
+                raise InvalidRotationRule("a cron schedule needs cron_expression, e.g. '0 9 * * 1-5'")
+            return cls(rotation_type, zone, cron_expression=parse_cron(cron_expression))
+        local_time = parse_time_of_day(time_of_day) if time_of_day else time(0, 0)
+        if rotation_type == "weekly":
+            if day_of_week is None or not 0 <= day_of_week <= 6:
+                raise InvalidRotationRule("a weekly schedule needs day_of_week from 0 (Monday) to 6 (Sunday)")
+            return cls(rotation_type, zone, local_time, day_of_week=day_of_week)
+        if rotation_type == "monthly":
+            if day_of_month is None or not 1 <= day_of_month <= 31:
+                raise InvalidRotationRule(
+                    "a monthly schedule needs day_of_month from 1 to 31 (a shorter month uses its last day)"
+                )
+            return cls(rotation_type, zone, local_time, day_of_month=day_of_month)
+        return cls(rotation_type, zone, local_time)
+
+    @classmethod
+    def of(cls, schedule: VideoRotationSchedule) -> RotationRule:
+        return cls.parse(
+            rotation_type=schedule.rotation_type,
+            timezone=schedule.timezone,
+            time_of_day=schedule.time_of_day,
+            day_of_week=schedule.day_of_week,
+            day_of_month=schedule.day_of_month,
+            cron_expression=schedule.cron_expression,
+        )
+
+    @property
+    def time_of_day_text(self) -> str | None:
+        if self.cron_expression:
+            return None
+        return self.time_of_day.strftime("%H:%M:%S" if self.time_of_day.second else "%H:%M")
+
+
+def parse_zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise InvalidRotationRule(
+            f"timezone {name!r} is not a known IANA time zone name (e.g. 'Europe/Berlin' or 'UTC')"
+        ) from None
+
+
+def parse_time_of_day(value: str) -> time:
+    match = _TIME_OF_DAY.match(value.strip())
+    if match:
+        hour, minute, second = int(match[1]), int(match[2]), int(match[3] or 0)
+        if hour < 24 and minute < 60 and second < 60:
+            return time(hour, minute, second)
+    raise InvalidRotationRule(f"time_of_day must be HH:MM in 24-hour time (e.g. '09:30'), not {value!r}")
+
+
+def parse_cron(expression: str) -> str:
+    expression = " ".join(expression.split())
+    if len(expression.split(" ")) != 5 or not croniter.is_valid(expression):
+        raise InvalidRotationRule(
+            f"cron_expression {expression!r} is not a cron expression of five fields "
+            "(minute hour day-of-month month day-of-week), e.g. '0 9 * * 1-5'"
+        )
+    try:
+        croniter(expression, datetime(2000, 1, 1)).get_next(datetime)
+    except (CroniterBadDateError, CroniterBadCronError):
+        raise InvalidRotationRule(f"cron_expression {expression!r} never matches a real date") from None
+    return expression
+
+
+def _wall_clock_slots(rule: RotationRule, start: datetime) -> Iterator[datetime]:
+    """The rule's local (naive) slot times from `start` on, in increasing order."""
+    if rule.cron_expression:
+        slots = croniter(rule.cron_expression, start)
+        while True:
+            yield slots.get_next(datetime)
+    day = start.date()
+    if rule.rotation_type == "monthly":
+        assert rule.day_of_month is not None
+        year, month = day.year, day.month
+        while True:
+            last = calendar.monthrange(year, month)[1]
+            yield datetime.combine(date(year, month, min(rule.day_of_month, last)), rule.time_of_day)
+            year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+    step = timedelta(days=1)
+    if rule.rotation_type == "weekly":
+        assert rule.day_of_week is not None
+        day += timedelta(days=(rule.day_of_week - day.weekday()) % 7)
+        step = timedelta(days=7)
+    while True:
+        yield datetime.combine(day, rule.time_of_day)
+        day += step
+
+
+def local_instant(wall: datetime, zone: ZoneInfo) -> datetime:
+    """The UTC instant of a local wall-clock time: its first occurrence, or the jump that skips it."""
+    first = wall.replace(tzinfo=zone, fold=0).astimezone(UTC)
+    if first.astimezone(zone).replace(tzinfo=None) == wall:
+        return first
+    # In a gap fold=0 reads the time with the offset from before the jump (a later instant) and fold=1
+    # with the offset after it (an earlier one); the jump lies between them, on a whole second.
+    before = wall.replace(tzinfo=zone, fold=1).astimezone(UTC)
+    after = first
+    while after - before > timedelta(seconds=1):
+        middle = before + (after - before) / 2
+        middle = middle.replace(microsecond=0)
+        if middle.astimezone(zone).replace(tzinfo=None) > wall:
+            after = middle
+        else:
+            before = middle
+    return after
+
+
+def next_rotation_at(rule: RotationRule, after: datetime) -> datetime:
+    """The first slot of `rule` strictly after the instant `after`, in UTC."""
+    if after.tzinfo is None:
+        raise ValueError("next_rotation_at needs an aware datetime")
+    start = after.astimezone(rule.zone).replace(tzinfo=None) - _WALL_CLOCK_MARGIN
+    # Slot instants never decrease as wall times increase (repeated times count once, skipped ones
+    # at the jump), so the first one past `after` is the earliest.
+    for wall in _wall_clock_slots(rule, start):
+        instant = local_instant(wall, rule.zone)
+        if instant > after:
+            return instant
+    raise AssertionError("slot iterators never end")
+
+
+def next_index(rotation_type: str, current_index: int, length: int, chooser: random.Random) -> int:
+    """The position in the video sequence after a rotation: the next one in turn, or for `random` any
+    other position (never the same video twice in a row when there are two or more)."""
+    if length <= 1:
+        return 0
+    if rotation_type != "random":
+        return (current_index + 1) % length
+    pick = chooser.randrange(length - 1)
+    return pick + 1 if pick >= current_index % length else pick
+
+
+@dataclass(frozen=True)
+class RotationPassResult:
+    rotated: int
+    contents_switched: int
+
+    def to_dict(self) -> dict[str, int]:
+        return {"rotated": self.rotated, "contents_switched": self.contents_switched}
+
+
+_DUE_COLUMNS = (
+    VideoRotationSchedule.id,
+    VideoRotationSchedule.ar_content_id,
+    VideoRotationSchedule.rotation_type,
+    VideoRotationSchedule.timezone,
+    VideoRotationSchedule.time_of_day,
+    VideoRotationSchedule.day_of_week,
+    VideoRotationSchedule.day_of_month,
+    VideoRotationSchedule.cron_expression,
+    VideoRotationSchedule.video_sequence,
+    VideoRotationSchedule.current_index,
+)
+
+# One statement per table writes every rotation of the pass, from a JSON array of rows.
+_UPDATE_SCHEDULES = {
+    "postgresql": """
+        UPDATE video_rotation_schedules AS s
+        SET current_index = v.current_index, next_rotation_at = v.next_rotation_at,
+            last_rotated_at = :now, updated_at = :now
+        FROM json_to_recordset(CAST(:rows AS json))
+             AS v(id integer, current_index integer, next_rotation_at timestamptz)
+        WHERE s.id = v.id AND s.is_active AND s.next_rotation_at <= :now
+        RETURNING s.id""",
+    "sqlite": """
+        UPDATE video_rotation_schedules AS s
+        SET current_index = v.current_index, next_rotation_at = v.next_rotation_at,
+            last_rotated_at = :now, updated_at = :now
+        FROM (SELECT json_extract(value, '$.id') AS id,
+                     json_extract(value, '$.current_index') AS current_index,
+                     json_extract(value, '$.next_rotation_at') AS next_rotation_at
+              FROM json_each(:rows)) AS v
+        WHERE s.id = v.id AND s.is_active AND s.next_rotation_at <= :now
+        RETURNING s.id""",
+}
+# The video must still belong to the content: a deleted video is skipped, not shown elsewhere.
+_SWITCH_VIDEOS = {
+    "postgresql": """
+        UPDATE ar_contents AS c SET active_video_id = v.video_id, updated_at = :now
+        FROM json_to_recordset(CAST(:rows AS json)) AS v(content_id integer, video_id integer)
+        WHERE c.id = v.content_id AND c.active_video_id IS DISTINCT FROM v.video_id
+          AND EXISTS (SELECT 1 FROM videos WHERE videos.id = v.video_id AND videos.ar_content_id = c.id)""",
+    "sqlite": """
+        UPDATE ar_contents AS c SET active_video_id = v.video_id, updated_at = :now
+        FROM (SELECT json_extract(value, '$.content_id') AS content_id,
+                     json_extract(value, '$.video_id') AS video_id
+              FROM json_each(:rows)) AS v
+        WHERE c.id = v.content_id AND c.active_video_id IS NOT v.video_id
+          AND EXISTS (SELECT 1 FROM videos WHERE videos.id = v.video_id AND videos.ar_content_id = c.id)""",
+}
+
+
+def _stored_instant(dialect: str, instant: datetime) -> str:
+    """`instant` as the JSON payload carries it: what each backend's timestamp column holds."""
+    if dialect == "sqlite":
+        # The text SQLAlchemy stores in SQLite: naive UTC with microseconds, so it compares as text.
+        return instant.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+    return instant.isoformat()
+
+
+def rotate_scheduled_videos(
+    session: Session, *, now: datetime | None = None, chooser: random.Random | None = None
+) -> RotationPassResult:
+    """Rotate every active schedule whose `next_rotation_at` has come, once, and set its next slot.
+
+    Three statements whatever the number of due schedules: read them (locked, skipping rows another
+    worker holds, on PostgreSQL), write every schedule, switch every content's video. Only the next
+    slot is computed in Python, once per distinct rule.
+    """
+    now = now or utcnow()
+    chooser = chooser or random.Random()
+    dialect = session.get_bind().dialect.name
+    due = session.execute(
+        select(*_DUE_COLUMNS)
+        .where(VideoRotationSchedule.is_active, VideoRotationSchedule.next_rotation_at <= now)
+        .order_by(VideoRotationSchedule.id)
+        .with_for_update(skip_locked=True)
+    ).all()
+    if not due:
+        return RotationPassResult(0, 0)
+    next_slots: dict[tuple[Any, ...], datetime] = {}
+    schedule_rows: list[dict[str, Any]] = []
+    video_by_schedule: dict[int, dict[str, int]] = {}
+    for row in due:
+        key = (
+            row.rotation_type,
+            row.timezone,
+            row.time_of_day,
+            row.day_of_week,
+            row.day_of_month,
+            row.cron_expression,
+        )
+        if key not in next_slots:
+            rule = RotationRule.parse(
+                rotation_type=row.rotation_type,
+                timezone=row.timezone,
+                time_of_day=row.time_of_day,
+                day_of_week=row.day_of_week,
+                day_of_month=row.day_of_month,
+                cron_expression=row.cron_expression,
+            )
+            next_slots[key] = next_rotation_at(rule, now)
+        sequence: Sequence[int] = row.video_sequence or []
+        index = next_index(row.rotation_type, row.current_index, len(sequence), chooser)
+        schedule_rows.append(
+            {
+                "id": row.id,
+                "current_index": index,
+                "next_rotation_at": _stored_instant(dialect, next_slots[key]),
+            }
+        )
+        if sequence:
+            video_by_schedule[row.id] = {"content_id": row.ar_content_id, "video_id": int(sequence[index])}
+    when = bindparam("now", now, type_=UTCDateTime())
+    rotated = (
+        session.execute(
+            text(_UPDATE_SCHEDULES[dialect])
+            .bindparams(when, rows=json.dumps(schedule_rows))
+            .columns(id=Integer)
+        )
+        .scalars()
+        .all()
+    )
+    switches = [video_by_schedule[i] for i in rotated if i in video_by_schedule]
+    switched = 0
+    if switches:
+        switched = session.execute(
+            text(_SWITCH_VIDEOS[dialect]).bindparams(when, rows=json.dumps(switches))
+        ).rowcount
+    return RotationPassResult(len(rotated), switched)
+
+
+def describe(rule: RotationRule) -> str:
+    """The rule in words, for people reading the API."""
+    at = rule.time_of_day_text
+    zone = rule.zone.key
+    if rule.cron_expression:
+        prefix = "a random other video" if rule.rotation_type == "random" else "the next video"
+        return f"{prefix} at each '{rule.cron_expression}' ({zone})"
+    if rule.rotation_type == "weekly":
+        assert rule.day_of_week is not None
+        return f"the next video every {WEEKDAYS[rule.day_of_week]} at {at} ({zone})"
+    if rule.rotation_type == "monthly":
+        return f"the next video on day {rule.day_of_month} of each month at {at} ({zone})"
+    if rule.rotation_type == "random":
+        return f"a random other video every day at {at} ({zone})"
+    return f"the next video every day at {at} ({zone})"
