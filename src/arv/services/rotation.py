@@ -254,7 +254,7 @@ _UPDATE_SCHEDULES = {
                      json_extract(value, '$.next_rotation_at') AS next_rotation_at
               FROM json_each(:rows)) AS v
         WHERE s.id = v.id AND s.is_active AND s.next_rotation_at <= :now
-        RETURNING s.id""",
+        RETURNING id""",
 }
 # The video must still belong to the content: a deleted video is skipped, not shown elsewhere.
 _SWITCH_VIDEOS = {
