@@ -21,15 +21,33 @@ ROUTES: dict[str, str] = {
     "generate_mind_marker_task": MARKERS,
     "generate_ar_content_marker_task": MARKERS,
     "sweep_jobs": DEFAULT,
+    "check_expiring_projects": DEFAULT,
+    "deactivate_expired_content": DEFAULT,
+    "rotate_scheduled_videos": DEFAULT,
 }
 
-TASK_MODULES = ["arv.tasks.observability", "arv.tasks.markers", "arv.tasks.maintenance"]
+TASK_MODULES = [
+    "arv.tasks.observability",
+    "arv.tasks.markers",
+    "arv.tasks.maintenance",
+    "arv.tasks.periodic",
+]
 
 
 def beat_schedule(settings: Settings) -> dict[str, dict[str, object]]:
     """Beat's periodic tasks, with their intervals from the settings."""
     return {
         "sweep_jobs": {"task": "sweep_jobs", "schedule": timedelta(seconds=settings.sweep_interval_s)},
+        # The periodic passes drop a message no worker took within one interval (`expires`): the next
+        # one does the same work, so a stopped worker never comes back to a queue of stale passes.
+        **{
+            name: {"task": name, "schedule": timedelta(seconds=interval), "options": {"expires": interval}}
+            for name, interval in (
+                ("check_expiring_projects", settings.expiry_check_interval_s),
+                ("deactivate_expired_content", settings.expiry_deactivate_interval_s),
+                ("rotate_scheduled_videos", settings.rotation_interval_s),
+            )
+        },
     }
 
 
