@@ -93,4 +93,4 @@ def freak_descriptors(samples: np.ndarray) -> np.ndarray:
 
 def descriptor_words(descriptors: np.ndarray) -> np.ndarray:
     """The 84 bytes of each descriptor as 21 big-endian unsigned 32-bit integers, the ``.mind`` encoding."""
-    return descriptors.reshape(descriptors.shape[0], -1).view(">u4").astype(np.uint32)
+    return np.ascontiguousarray(descriptors).view(">u4").astype(np.uint32)
