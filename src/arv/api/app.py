@@ -10,7 +10,21 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from arv import __version__
-from arv.api.routes import ar_content, companies, files, health, metrics, portraits, projects, tasks
+from arv.api.routes import (
+    ar_content,
+    companies,
+    content_views,
+    files,
+    health,
+    metrics,
+    portraits,
+    previews,
+    projects,
+    qr_codes,
+    rotation,
+    tasks,
+    viewer,
+)
 from arv.api.uploads import ENVELOPE_BYTES, BodySizeLimit
 from arv.config import get_settings
 from arv.logging import configure_logging
@@ -22,6 +36,11 @@ ROUTERS = [
     projects.router,
     portraits.router,
     ar_content.router,
+    qr_codes.router,
+    previews.router,
+    content_views.router,
+    viewer.router,
+    rotation.router,
     tasks.router,
     files.router,
     health.router,
