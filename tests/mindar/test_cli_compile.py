@@ -1,0 +1,130 @@
+"""`arv compile`: one .mind from several images, a JSON report on request, one-line errors on bad input."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from arv.mindar import decode_mind
+
+FIXTURES = Path(
+    os.environ.get("ARV_TEST_MINDAR_FIXTURES", Path(__file__).resolve().parents[3] / "shared/fixtures/mindar")
+)
+# The installed console script, run as a customer runs it.
+ARV = Path(sys.executable).with_name("arv")
+
+
+def run_arv(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(ARV), *map(str, args)], capture_output=True, text=True, timeout=120)
+
+
+def _picture(path: Path, *, seed: int, size: tuple[int, int] = (320, 240)) -> Path:
+    rng = np.random.default_rng(seed)
+    cells = rng.integers(0, 256, size=(size[1] // 8, size[0] // 8, 3), dtype=np.uint8)
+    Image.fromarray(cells).resize(size, Image.BICUBIC).save(path)
+    return path
+
+
+def test_compiles_several_images_into_one_mind_in_order(tmp_path: Path) -> None:
+    wide = _picture(tmp_path / "wide.png", seed=1, size=(360, 240))
+    tall = _picture(tmp_path / "tall.jpg", seed=2, size=(240, 330))
+    out = tmp_path / "targets.mind"
+
+    result = run_arv("compile", wide, tall, "-o", out)
+
+    assert result.returncode == 0, result.stderr
+    targets = decode_mind(out.read_bytes())
+    assert [(t["targetImage"]["width"], t["targetImage"]["height"]) for t in targets] == [
+        (360, 240),
+        (240, 330),
+    ]
+    assert "wide.png:" in result.stdout and "tall.jpg:" in result.stdout
+    assert result.stderr == ""  # no progress bar when stderr is not a terminal
+
+
+def test_json_flag_prints_the_quality_report(tmp_path: Path) -> None:
+    out = tmp_path / "card.mind"
+
+    result = run_arv("compile", FIXTURES / "card.png", "-o", out, "--json")
+
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    (target,) = report["targets"]
+    assert target["source"] == "card.png"
+    assert target["verdict"] == "good"
+    assert (target["width"], target["height"]) == (372, 674)
+    assert len(target["keyframes"]) == 7 and len(target["tracking_levels"]) == 2
+    assert report["bytes"] == len(out.read_bytes())
+
+
+def _text_file(folder: Path) -> Path:
+    (folder / "notes.png").write_text("shopping list\n")
+    return folder / "notes.png"
+
+
+def _svg_file(folder: Path) -> Path:
+    (folder / "logo.svg").write_text('<svg xmlns="http://www.w3.org/2000/svg" width="400" height="300"/>')
+    return folder / "logo.svg"
+
+
+def _missing_file(folder: Path) -> Path:
+    return folder / "missing.jpg"
+
+
+def _truncated_jpeg(folder: Path) -> Path:
+    buffer = io.BytesIO()
+    noise = np.random.default_rng(0).integers(0, 256, size=(300, 300, 3), dtype=np.uint8)
+    Image.fromarray(noise).save(buffer, "JPEG")
+    (folder / "cut.jpg").write_bytes(buffer.getvalue()[:5000])
+    return folder / "cut.jpg"
+
+
+def _tiny_picture(folder: Path) -> Path:
+    Image.new("RGB", (90, 60)).save(folder / "tiny.png")
+    return folder / "tiny.png"
+
+
+BAD_INPUTS = {
+    "text": (_text_file, "not an image file"),
+    "svg": (_svg_file, "SVG (vector) images are not supported"),
+    "missing": (_missing_file, "cannot read the file"),
+    "truncated": (_truncated_jpeg, "truncated or damaged"),
+    "too small": (_tiny_picture, "at least 128 px"),
+}
+
+
+@pytest.mark.parametrize("kind", list(BAD_INPUTS))
+def test_bad_input_fails_with_one_line_naming_the_file_and_the_problem(tmp_path: Path, kind: str) -> None:
+    make, problem = BAD_INPUTS[kind]
+    bad = make(tmp_path)
+    good = _picture(tmp_path / "good.png", seed=3)
+    out = tmp_path / "out.mind"
+
+    result = run_arv("compile", good, bad, "-o", out)
+
+    assert result.returncode != 0
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(f"error: {bad.name}: ")
+    assert problem in lines[0]
+    assert "Traceback" not in result.stderr
+    assert not out.exists()  # nothing half-written
+
+
+def test_pixel_limit_can_be_set_on_the_command_line(tmp_path: Path) -> None:
+    picture = _picture(tmp_path / "big.png", seed=4, size=(800, 600))
+
+    result = run_arv("compile", picture, "-o", tmp_path / "out.mind", "--max-pixels", "100000")
+
+    assert result.returncode != 0
+    assert result.stderr.strip() == (
+        "error: big.png: the image is 800 x 600 px (0.5 MP), more than the limit of 0.1 MP"
+    )
