@@ -7,6 +7,7 @@ points. Each stage is a vectorised function over whole images or over all points
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import cv2
@@ -131,22 +132,35 @@ def halve(image: np.ndarray) -> np.ndarray:
     return out
 
 
-def double_to(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """Bilinear upsampling by two onto ``shape`` (pixel centres at 0.5 * i - 0.25), replicated borders.
+def halved_at(image: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """``halve(image)[rows, cols]`` computed for those pixels only (same float32 arithmetic)."""
+    quarter = np.float32(0.25)
+    top, left = 2 * rows, 2 * cols
+    out = image[top, left] * quarter
+    out += image[top + 1, left] * quarter
+    out += image[top, left + 1] * quarter
+    out += image[top + 1, left + 1] * quarter
+    return out
+
+
+def doubled_at(image: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """The bilinear upsampling by two of ``image`` (pixel centres at 0.5 * i - 0.25, replicated borders)
+    at pixels (rows, cols), rounded to float32.
 
     Separable float64 interpolation is exact for weights of 1/4 and 3/4, so it equals MindAR's 2-D
-    weighted sum before the final rounding to float32.
+    weighted sum before the final rounding.
     """
-    rows0, rows1, row_w0, row_w1 = _upsample_taps(shape[0], image.shape[0])
-    cols0, cols1, col_w0, col_w1 = _upsample_taps(shape[1], image.shape[1])
-    source = image.astype(np.float64)
-    by_rows = source[rows0] * row_w0[:, None] + source[rows1] * row_w1[:, None]
-    out = by_rows[:, cols0] * col_w0[None, :] + by_rows[:, cols1] * col_w1[None, :]
-    return out.astype(np.float32)
+    row0, row1, row_w0, row_w1 = _upsample_taps(rows, image.shape[0])
+    col0, col1, col_w0, col_w1 = _upsample_taps(cols, image.shape[1])
+    left = image[row0, col0].astype(np.float64) * row_w0 + image[row1, col0].astype(np.float64) * row_w1
+    right = image[row0, col1].astype(np.float64) * row_w0 + image[row1, col1].astype(np.float64) * row_w1
+    return (left * col_w0 + right * col_w1).astype(np.float32)
 
 
-def _upsample_taps(size: int, source_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    position = 0.5 * np.arange(size, dtype=np.float64) - 0.25
+def _upsample_taps(
+    index: np.ndarray, source_size: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    position = 0.5 * index.astype(np.float64) - 0.25
     lower = np.floor(position)
     upper = np.ceil(position)
     weight_lower = upper - position
@@ -185,23 +199,26 @@ def find_extrema(below: np.ndarray, level: np.ndarray, above: np.ndarray) -> np.
     result = np.zeros_like(level)
     if height <= 2 * BORDER_MARGIN or width <= 2 * BORDER_MARGIN:
         return result
-    finer = halve(below)
-    coarser = double_to(above, level.shape)
+    # A 3x3x3 extremum is first of all an extremum of its own level: find those on the whole image,
+    # then compare only them with the finer (halved) and coarser (doubled) neighbours.
     box = np.ones((3, 3), dtype=np.uint8)
-    neighbourhood_max = np.maximum(
-        np.maximum(cv2.dilate(finer, box), cv2.dilate(level, box)), cv2.dilate(coarser, box)
-    )
-    neighbourhood_min = np.minimum(
-        np.minimum(cv2.erode(finer, box), cv2.erode(level, box)), cv2.erode(coarser, box)
-    )
     inner = (slice(BORDER_MARGIN, height - BORDER_MARGIN), slice(BORDER_MARGIN, width - BORDER_MARGIN))
     value = level[inner]
-    candidate = (np.abs(value) >= LAPLACIAN_THRESHOLD) & (
-        (value >= neighbourhood_max[inner]) | (value <= neighbourhood_min[inner])
-    )
-    ys, xs = np.nonzero(candidate)
+    level_max = cv2.dilate(level, box)[inner]
+    level_min = cv2.erode(level, box)[inner]
+    strong = np.abs(value) >= LAPLACIAN_THRESHOLD
+    ys, xs = np.nonzero(strong & ((value >= level_max) | (value <= level_min)))
     ys += BORDER_MARGIN
     xs += BORDER_MARGIN
+    centre32 = level[ys, xs]
+    is_max = centre32 >= level_max[ys - BORDER_MARGIN, xs - BORDER_MARGIN]
+    is_min = centre32 <= level_min[ys - BORDER_MARGIN, xs - BORDER_MARGIN]
+    for dy, dx in itertools.product((-1, 0, 1), repeat=2):
+        for neighbour in (halved_at(below, ys + dy, xs + dx), doubled_at(above, ys + dy, xs + dx)):
+            is_max &= centre32 >= neighbour
+            is_min &= centre32 <= neighbour
+    extremum = is_max | is_min
+    ys, xs = ys[extremum], xs[extremum]
     centre = level[ys, xs].astype(np.float64)
     dxx = (level[ys, xs + 1].astype(np.float64) + level[ys, xs - 1]) - 2.0 * centre
     dyy = (level[ys + 1, xs].astype(np.float64) + level[ys - 1, xs]) - 2.0 * centre
@@ -364,12 +381,18 @@ def orientation_histograms(space: ScaleSpace, octave: np.ndarray, y: np.ndarray,
     lower_weight = -upper_weight + 1.0
     lower_index = np.mod(lower_bin.astype(np.int64), ORIENTATION_BINS)
     upper_index = np.mod(lower_bin.astype(np.int64) + 1, ORIENTATION_BINS)
-    histogram = np.zeros((count, ORIENTATION_BINS), dtype=np.float64)
-    points = np.arange(count)
-    for offset in range(_WINDOW_Y.size):
-        histogram[points, lower_index[:, offset]] += lower_weight[:, offset] * magnitude[:, offset]
-        histogram[points, upper_index[:, offset]] += upper_weight[:, offset] * magnitude[:, offset]
-    return histogram.astype(np.float32)
+    # bincount adds its weights in input order; ordering the votes by window offset first reproduces
+    # MindAR's float64 summation order within every bin.
+    first_bin = np.arange(count)[:, None] * ORIENTATION_BINS
+    votes_bin = np.stack([first_bin + lower_index, first_bin + upper_index])  # (2, points, offsets)
+    votes = np.stack([lower_weight * magnitude, upper_weight * magnitude])
+    order = (2, 0, 1)  # offsets, then lower/upper, then points
+    histogram = np.bincount(
+        votes_bin.transpose(order).ravel(),
+        weights=votes.transpose(order).ravel(),
+        minlength=count * ORIENTATION_BINS,
+    )
+    return histogram.reshape(count, ORIENTATION_BINS).astype(np.float32)
 
 
 def smooth_histograms(histograms: np.ndarray) -> np.ndarray:

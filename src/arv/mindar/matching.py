@@ -41,22 +41,24 @@ def _keyframe(image: np.ndarray, scale: float) -> dict[str, Any]:
     space, extrema = detect_extrema(image)
     descriptors = freak_descriptors(sample_pattern(space, extrema))
     del space
-    words = descriptor_words(descriptors)
+    words = descriptor_words(descriptors).tolist()
     octave_size = 2.0**extrema.octave
     # Octave pixel centres map back to the keyframe's pixel grid.
-    x = extrema.x.astype(np.float64) * octave_size + 2.0 ** (extrema.octave - 1) - 0.5
-    y = extrema.y.astype(np.float64) * octave_size + 2.0 ** (extrema.octave - 1) - 0.5
-    angle = extrema.angle.astype(np.float64)
+    x = (extrema.x.astype(np.float64) * octave_size + 2.0 ** (extrema.octave - 1) - 0.5).tolist()
+    y = (extrema.y.astype(np.float64) * octave_size + 2.0 ** (extrema.octave - 1) - 0.5).tolist()
+    angle = extrema.angle.astype(np.float64).tolist()
+    point_scale = octave_size.astype(np.int64).tolist()
+    maxima = (extrema.score > 0).tolist()
     points = [
         {
-            "maxima": bool(extrema.score[i] > 0),
+            "maxima": maxima[i],
             "x": _js_number(x[i]),
             "y": _js_number(y[i]),
-            "scale": _js_number(octave_size[i]),
+            "scale": point_scale[i],
             "angle": _js_number(angle[i]),
-            "descriptors": [int(word) for word in words[i]],
+            "descriptors": words[i],
         }
-        for i in range(extrema.score.size)
+        for i in range(len(maxima))
     ]
     is_maximum = extrema.score > 0
     maxima = [point for point, keep in zip(points, is_maximum, strict=True) if keep]
