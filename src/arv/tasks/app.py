@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from functools import lru_cache
 
 from celery import Celery
-from kombu import Exchange, Queue
+from kombu import Connection, Exchange, Queue
 
 from arv.config import Settings, get_settings
 from arv.logging import configure_logging
@@ -24,6 +26,11 @@ ROUTES: dict[str, str] = {
     "check_expiring_projects": DEFAULT,
     "deactivate_expired_content": DEFAULT,
     "rotate_scheduled_videos": DEFAULT,
+    "generate_qr_code": DEFAULT,
+    "generate_thumbnail": DEFAULT,
+    "generate_video_poster": DEFAULT,
+    "deliver_notification": NOTIFICATIONS,
+    "fan_out_notifications": NOTIFICATIONS,
 }
 
 TASK_MODULES = [
@@ -31,6 +38,9 @@ TASK_MODULES = [
     "arv.tasks.markers",
     "arv.tasks.maintenance",
     "arv.tasks.periodic",
+    "arv.tasks.qr_codes",
+    "arv.tasks.previews",
+    "arv.tasks.notifications",
 ]
 
 
@@ -47,6 +57,10 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, object]]:
                 ("deactivate_expired_content", settings.expiry_deactivate_interval_s),
                 ("rotate_scheduled_videos", settings.rotation_interval_s),
             )
+        },
+        "fan_out_notifications": {
+            "task": "fan_out_notifications",
+            "schedule": timedelta(seconds=settings.notification_fan_out_interval_s),
         },
     }
 
@@ -112,6 +126,15 @@ def create_celery_app(settings: Settings | None = None) -> Celery:
         enable_utc=True,
     )
     return app
+
+
+@contextmanager
+def broker_connection() -> Iterator[Connection]:
+    """A pooled broker connection that fails at once when the broker is down, instead of entering
+    kombu's reconnect loop: callers (an upload, the sweep, /healthz) have a better plan than waiting."""
+    with get_celery_app().pool.acquire(block=True, timeout=10) as conn:
+        conn.ensure_connection(max_retries=0)
+        yield conn
 
 
 @lru_cache

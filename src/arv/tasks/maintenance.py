@@ -12,7 +12,7 @@ from arv.config import get_settings
 from arv.db.models import Job
 from arv.db.session import session_scope
 from arv.services import jobs
-from arv.tasks.app import QUEUES, get_celery_app
+from arv.tasks.app import QUEUES, broker_connection, get_celery_app
 from arv.tasks.jobs import JobTask
 
 log = structlog.get_logger(__name__)
@@ -22,7 +22,7 @@ def broker_queue_lengths() -> dict[str, int | None]:
     """Messages waiting in each queue, or None where the broker cannot say."""
     lengths: dict[str, int | None] = {}
     try:
-        with get_celery_app().connection_for_write() as conn:
+        with broker_connection() as conn:
             channel = conn.default_channel
             for queue in QUEUES:
                 try:

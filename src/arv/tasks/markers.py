@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 from arv.config import get_settings
 from arv.db.models import ARContent, Job, Portrait
 from arv.services import markers
+from arv.services.notify.outbox import notify_marker_failed
 from arv.storage import get_storage
 from arv.tasks.jobs import JobOutcome, JobTask, PermanentJobError
 
@@ -34,7 +35,10 @@ class MarkerTask(JobTask):
         return JobOutcome(result=result, after_commit=cleanup)
 
     def job_failed(self, session: Session, job: Job, reason: str) -> None:
-        markers.mark_failed(session, self.marker_model, [job.id], reason)
+        if markers.mark_failed(session, self.marker_model, [job.id], reason):
+            subject = session.get(self.marker_model, job.args["id"])
+            if subject is not None:
+                notify_marker_failed(session, subject, job_id=job.id, reason=reason)
 
 
 _limits = {"soft_time_limit": _settings.marker_soft_time_limit_s, "time_limit": _settings.marker_time_limit_s}

@@ -8,7 +8,7 @@ from sqlalchemy import text
 
 from arv.db.session import get_engine
 from arv.storage import get_storage
-from arv.tasks.app import get_celery_app
+from arv.tasks.app import broker_connection
 
 router = APIRouter(tags=["health"])
 
@@ -19,8 +19,8 @@ def _check_database() -> None:
 
 
 def _check_broker() -> None:
-    with get_celery_app().connection_for_write() as conn:
-        conn.ensure_connection(max_retries=1, timeout=3)
+    with broker_connection():
+        pass
 
 
 @router.get("/healthz")
