@@ -24,8 +24,8 @@ from tests.support.servers import free_port, wait_for_port
 
 # Short limits so a lost worker's job comes back in seconds, not the production minutes.
 FAST_RECOVERY = {
-    "ARV_MARKER_SOFT_TIME_LIMIT_S": "25",
-    "ARV_MARKER_TIME_LIMIT_S": "30",
+    "ARV_MARKER_SOFT_TIME_LIMIT_S": "15",
+    "ARV_MARKER_TIME_LIMIT_S": "18",
     "ARV_JOB_LEASE_MARGIN_S": "1",
     "ARV_SWEEP_INTERVAL_S": "1",
     "ARV_JOB_REPUBLISH_AFTER_S": "2",
