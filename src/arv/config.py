@@ -88,6 +88,10 @@ class Settings(BaseSettings):
     telegram_api_url: str = "https://api.telegram.org"
 
     viewer_cdn_base_url: str = ""
+    # ffmpeg gets this long to read one poster frame from a video; past it the video counts as unreadable.
+    poster_timeout_s: float = 60.0
+    # Longest side of portrait and AR content thumbnails, in pixels.
+    thumbnail_max_px: int = 320
 
     default_notify_before_expiry_days: int = Field(default=7, ge=0)
 

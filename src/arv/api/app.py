@@ -13,13 +13,17 @@ from arv import __version__
 from arv.api.routes import (
     ar_content,
     companies,
+    content_views,
     files,
     health,
     metrics,
     portraits,
+    previews,
     projects,
+    qr_codes,
     rotation,
     tasks,
+    viewer,
 )
 from arv.api.uploads import ENVELOPE_BYTES, BodySizeLimit
 from arv.config import get_settings
@@ -32,6 +36,10 @@ ROUTERS = [
     projects.router,
     portraits.router,
     ar_content.router,
+    qr_codes.router,
+    previews.router,
+    content_views.router,
+    viewer.router,
     rotation.router,
     tasks.router,
     files.router,

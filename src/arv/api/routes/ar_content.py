@@ -9,10 +9,10 @@ from arv.api.presenters import ar_content_out, video_out
 from arv.api.schemas import ARContentOut, TaskAccepted, VideoOut
 from arv.api.uploads import read_upload, refused
 from arv.db.models import ARContent, Project, Video
-from arv.services import markers
+from arv.services import markers, previews, qr_codes
 from arv.services.uploads import UploadRefused, check_image, sniff_video
 from arv.storage import Storage, new_key
-from arv.tasks.app import MARKERS
+from arv.tasks.app import DEFAULT, MARKERS
 
 router = APIRouter(prefix="/api/ar-content", tags=["ar-content"])
 
@@ -43,6 +43,7 @@ def _add_video(
     session.flush()
     if content.active_video_id is None:
         content.active_video_id = video.id
+    previews.request_poster(session, video, content.company_id, DEFAULT)
     return video
 
 
@@ -88,6 +89,8 @@ def create_ar_content(
         if video_data is not None:
             _add_video(session, storage, content, video_data, video.filename if video else None, stored)
         markers.request_compile(session, content, task_name="generate_ar_content_marker_task", queue=MARKERS)
+        qr_codes.request_qr_code(session, content, DEFAULT)
+        previews.request_thumbnail(session, content, DEFAULT)
         session.commit()
     except BaseException:
         session.rollback()

@@ -9,10 +9,10 @@ from arv.api.presenters import portrait_out
 from arv.api.schemas import PortraitOut
 from arv.api.uploads import read_upload, refused
 from arv.db.models import Portrait
-from arv.services import markers
+from arv.services import markers, previews
 from arv.services.uploads import UploadRefused, check_image
 from arv.storage import new_key
-from arv.tasks.app import MARKERS
+from arv.tasks.app import DEFAULT, MARKERS
 
 router = APIRouter(prefix="/api/portraits", tags=["portraits"])
 
@@ -46,6 +46,7 @@ def upload_portrait(
         session.add(portrait)
         session.flush()
         markers.request_compile(session, portrait, task_name="generate_mind_marker_task", queue=MARKERS)
+        previews.request_thumbnail(session, portrait, DEFAULT)
         session.commit()
     except BaseException:
         session.rollback()

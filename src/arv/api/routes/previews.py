@@ -1,0 +1,65 @@
+"""Previews: thumbnails of portraits and AR content images, poster frames of videos."""
+
+from fastapi import APIRouter, HTTPException, Response, status
+
+from arv.api.deps import CurrentPrincipal, SessionDep, StorageDep, get_owned
+from arv.db.models import ARContent, Portrait, Video
+from arv.storage import ObjectNotFound, Storage
+
+router = APIRouter(tags=["previews"])
+
+JPEG = {200: {"content": {"image/jpeg": {}}}}
+# A preview never changes under its key; a private cache may keep it.
+CACHE = {"Cache-Control": "private, max-age=3600"}
+
+
+def _jpeg(storage: Storage, key: str | None, pending: str) -> Response:
+    missing = HTTPException(status.HTTP_404_NOT_FOUND, pending, headers={"Retry-After": "5"})
+    if key is None:
+        raise missing
+    try:
+        return Response(storage.get(key), media_type="image/jpeg", headers=CACHE)
+    except ObjectNotFound as exc:
+        raise missing from exc
+
+
+@router.get("/api/portraits/{portrait_id}/thumbnail.jpg", response_class=Response, responses=JPEG)
+def portrait_thumbnail(
+    portrait_id: int, session: SessionDep, principal: CurrentPrincipal, storage: StorageDep
+) -> Response:
+    """A small JPEG of the portrait, longest side ARV_THUMBNAIL_MAX_PX."""
+    portrait = get_owned(session, principal, Portrait, portrait_id, "portrait")
+    return _jpeg(
+        storage, portrait.thumbnail_key, "the thumbnail is still being made; try again in a few seconds"
+    )
+
+
+@router.get("/api/ar-content/{content_id}/thumbnail.jpg", response_class=Response, responses=JPEG)
+def content_thumbnail(
+    content_id: int, session: SessionDep, principal: CurrentPrincipal, storage: StorageDep
+) -> Response:
+    """A small JPEG of the AR content's image, longest side ARV_THUMBNAIL_MAX_PX."""
+    content = get_owned(session, principal, ARContent, content_id, "AR content")
+    return _jpeg(
+        storage, content.thumbnail_key, "the thumbnail is still being made; try again in a few seconds"
+    )
+
+
+@router.get(
+    "/api/ar-content/{content_id}/videos/{video_id}/poster.jpg", response_class=Response, responses=JPEG
+)
+def video_poster(
+    content_id: int, video_id: int, session: SessionDep, principal: CurrentPrincipal, storage: StorageDep
+) -> Response:
+    """A frame of the video near its start; 422 with the reason when ffmpeg could not read the video."""
+    content = get_owned(session, principal, ARContent, content_id, "AR content")
+    video = session.get(Video, video_id)
+    if video is None or video.ar_content_id != content.id:
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND, f"there is no video {video_id} in AR content {content_id}"
+        )
+    if video.poster_error:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT, f"this video has no poster: {video.poster_error}"
+        )
+    return _jpeg(storage, video.poster_key, "the poster is still being made; try again in a few seconds")

@@ -1,0 +1,53 @@
+"""QR codes of AR content: the PNG and SVG that point a phone at the content's public page."""
+
+from fastapi import APIRouter, HTTPException, Response, status
+
+from arv.api.deps import CurrentPrincipal, SessionDep, StorageDep, get_owned
+from arv.db.models import ARContent
+from arv.storage import ObjectNotFound
+
+router = APIRouter(prefix="/api/ar-content", tags=["ar-content"])
+
+
+def _qr_file(
+    session: SessionDep, principal: CurrentPrincipal, storage: StorageDep, content_id: int, kind: str
+) -> bytes:
+    content = get_owned(session, principal, ARContent, content_id, "AR content")
+    key = content.qr_png_key if kind == "png" else content.qr_svg_key
+    not_yet = HTTPException(
+        status.HTTP_404_NOT_FOUND,
+        "the QR code of this content is still being made; try again in a few seconds",
+        headers={"Retry-After": "5"},
+    )
+    if key is None:
+        raise not_yet
+    try:
+        return storage.get(key)
+    except ObjectNotFound as exc:
+        raise not_yet from exc
+
+
+@router.get("/{content_id}/qr.png", response_class=Response, responses={200: {"content": {"image/png": {}}}})
+def qr_png(
+    content_id: int, session: SessionDep, principal: CurrentPrincipal, storage: StorageDep
+) -> Response:
+    """The QR code of the content's public URL as a PNG image."""
+    return Response(
+        _qr_file(session, principal, storage, content_id, "png"),
+        media_type="image/png",
+        headers={"Cache-Control": "private, max-age=3600"},
+    )
+
+
+@router.get(
+    "/{content_id}/qr.svg", response_class=Response, responses={200: {"content": {"image/svg+xml": {}}}}
+)
+def qr_svg(
+    content_id: int, session: SessionDep, principal: CurrentPrincipal, storage: StorageDep
+) -> Response:
+    """The QR code of the content's public URL as an SVG image, for print."""
+    return Response(
+        _qr_file(session, principal, storage, content_id, "svg"),
+        media_type="image/svg+xml",
+        headers={"Cache-Control": "private, max-age=3600"},
+    )

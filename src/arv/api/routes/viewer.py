@@ -1,0 +1,135 @@
+"""The public viewer: the AR page, the content it plays, and the page's browser files. No key needed."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any
+
+import structlog
+from fastapi import APIRouter, Header, HTTPException, status
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
+
+from arv.api.deps import SessionDep, SettingsDep, StorageDep
+from arv.db.models import ARContent
+from arv.services import public_content
+from arv.viewer.assets import STATIC_ROUTE, AssetsNotInstalled, check_installed, find_static
+from arv.viewer.messages import pick_language
+from arv.viewer.page import render_viewer
+
+log = structlog.get_logger(__name__)
+router = APIRouter(tags=["viewer"])
+
+# Public ids are UUIDs; anything else is unknown without a database query.
+UNIQUE_ID = re.compile(r"^[A-Za-z0-9-]{1,36}$")
+# The page and its JSON change with rotation and expiry: never cached.
+NO_STORE = {"Cache-Control": "no-store"}
+# The npm files change only with package-lock.json; the page's own with each release.
+STATIC_CACHE = {"Cache-Control": "public, max-age=86400"}
+
+# The page's state for each state of the content, and the data-reason of error pages.
+PAGE_STATES = {
+    public_content.ACTIVE: ("loading", None, status.HTTP_200_OK),
+    public_content.EXPIRED: ("expired", None, status.HTTP_410_GONE),
+    public_content.NOT_READY: ("error", "not_ready", status.HTTP_404_NOT_FOUND),
+    public_content.UNKNOWN: ("error", "unknown", status.HTTP_404_NOT_FOUND),
+}
+
+JSON_ANSWERS = {
+    public_content.EXPIRED: (status.HTTP_410_GONE, "this AR content has expired or was switched off"),
+    public_content.NOT_READY: (
+        status.HTTP_404_NOT_FOUND,
+        "this AR content is not ready yet: its marker is still being made or it has no video",
+    ),
+    public_content.UNKNOWN: (status.HTTP_404_NOT_FOUND, "there is no AR content with this id"),
+}
+
+
+def _lookup(session: SessionDep, unique_id: str) -> public_content.ViewerContent:
+    if not UNIQUE_ID.match(unique_id):
+        return public_content.ViewerContent(public_content.UNKNOWN)
+    return public_content.find_for_viewer(session, unique_id)
+
+
+def _target_size(content: ARContent) -> tuple[int, int]:
+    """The target's size as compiled (orientation applied), else the upload's."""
+    report = content.marker_metadata or {}
+    width, height = report.get("width"), report.get("height")
+    if isinstance(width, int) and isinstance(height, int) and width > 0 and height > 0:
+        return width, height
+    return content.image_width, content.image_height
+
+
+@router.get("/ar/{unique_id}", response_class=HTMLResponse, include_in_schema=False)
+def viewer_page(
+    unique_id: str,
+    session: SessionDep,
+    settings: SettingsDep,
+    accept_language: Annotated[str | None, Header()] = None,
+) -> HTMLResponse:
+    """The AR page. Expired, unknown and not-ready content get a plain page that never asks for the camera."""
+    found = _lookup(session, unique_id)
+    state, reason, code = PAGE_STATES[found.state]
+    if state == "loading":
+        try:
+            check_installed()
+        except AssetsNotInstalled as exc:
+            log.error("viewer.assets_missing", error=str(exc))
+            state, reason, code = "error", "failed", status.HTTP_503_SERVICE_UNAVAILABLE
+    html = render_viewer(
+        state=state,
+        reason=reason,
+        language=pick_language(found.language, accept_language),
+        unique_id=unique_id,
+        cdn_base_url=settings.viewer_cdn_base_url,
+    )
+    return HTMLResponse(html, status_code=code, headers=NO_STORE)
+
+
+@router.get("/api/ar/{unique_id}", tags=["viewer"])
+def viewer_content(
+    unique_id: str, session: SessionDep, settings: SettingsDep, storage: StorageDep
+) -> JSONResponse:
+    """What the page plays, and one view counted: 200 `{state: "active", marker_url, video_url, ...}`;
+    410 `{state: "expired"}`; 404 `{state: "unknown" | "not_ready"}`. Every answer has `detail` or data
+    and `language`."""
+    found = _lookup(session, unique_id)
+    if found.state != public_content.ACTIVE:
+        code, detail = JSON_ANSWERS[found.state]
+        return JSONResponse(
+            {"detail": detail, "state": found.state, "language": found.language},
+            status_code=code,
+            headers=NO_STORE,
+        )
+    content, video = found.content, found.video
+    assert content is not None and video is not None and content.marker_key is not None
+    public_content.count_view(session, content.id)
+    session.commit()
+    ttl = settings.download_url_ttl_s
+    width, height = _target_size(content)
+    body: dict[str, Any] = {
+        "state": public_content.ACTIVE,
+        "unique_id": content.unique_id,
+        "title": content.title,
+        "language": found.language,
+        "marker_url": storage.download_url(content.marker_key, expires_in=ttl),
+        "video_url": storage.download_url(video.storage_key, expires_in=ttl),
+        "video_content_type": video.content_type,
+        "poster_url": storage.download_url(video.poster_key, expires_in=ttl) if video.poster_key else None,
+        "target_width": width,
+        "target_height": height,
+    }
+    return JSONResponse(body, headers=NO_STORE)
+
+
+@router.get(STATIC_ROUTE + "{relative:path}", include_in_schema=False)
+def viewer_static(
+    relative: str, accept_encoding: Annotated[str | None, Header()] = None
+) -> FileResponse:
+    """The page's own files and the npm files it loads; gzip copies to browsers that take them."""
+    served = find_static(relative, accepts_gzip="gzip" in (accept_encoding or "").lower())
+    if served is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "there is no such viewer file")
+    headers = {**STATIC_CACHE, "Vary": "Accept-Encoding"}
+    if served.encoding:
+        headers["Content-Encoding"] = served.encoding
+    return FileResponse(served.path, media_type=served.media_type, headers=headers)

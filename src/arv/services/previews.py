@@ -1,0 +1,159 @@
+"""Previews: a small thumbnail of each portrait and AR content image, a poster frame of each video."""
+
+from __future__ import annotations
+
+import io
+import shutil
+import subprocess
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any
+
+from PIL import Image, ImageOps, UnidentifiedImageError
+from sqlalchemy import update
+from sqlalchemy.orm import Session
+
+from arv.db.models import ARContent, Job, Portrait, Video
+from arv.services.jobs import enqueue
+from arv.storage import ObjectNotFound, Storage
+
+THUMBNAIL_TASK = "generate_thumbnail"
+POSTER_TASK = "generate_video_poster"
+# The records a thumbnail job may name, by the `kind` in its arguments.
+THUMBNAIL_SUBJECTS: dict[str, type[Portrait] | type[ARContent]] = {
+    "portrait": Portrait,
+    "ar_content": ARContent,
+}
+JPEG_QUALITY = 85
+# Where in the video the poster is taken: a little past the start, which is often black.
+POSTER_AT_S = 0.5
+# ffmpeg's own messages can be long; a person needs the gist.
+MAX_REASON_CHARS = 300
+
+
+class PreviewInputError(Exception):
+    """The file cannot give a preview; the message says why in words a customer can act on."""
+
+
+def request_thumbnail(session: Session, subject: Portrait | ARContent, queue: str) -> Job:
+    """Queue the thumbnail of a portrait or an AR content image in the caller's transaction."""
+    kind = "portrait" if isinstance(subject, Portrait) else "ar_content"
+    return enqueue(
+        session,
+        task_name=THUMBNAIL_TASK,
+        queue=queue,
+        args={"kind": kind, "id": subject.id},
+        company_id=subject.company_id,
+    )
+
+
+def request_poster(session: Session, video: Video, company_id: int, queue: str) -> Job:
+    """Queue the poster frame of a video in the caller's transaction."""
+    return enqueue(
+        session, task_name=POSTER_TASK, queue=queue, args={"video_id": video.id}, company_id=company_id
+    )
+
+
+def thumbnail_jpeg(image_data: bytes, *, max_px: int) -> bytes:
+    """A JPEG of the image as a person sees it (EXIF orientation applied), longest side `max_px`."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(image_data)) as opened:
+                image = ImageOps.exif_transpose(opened)
+                image.draft("RGB", (max_px, max_px))  # JPEG decodes at a smaller scale: far less work
+                image = image.convert("RGB")
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        raise PreviewInputError(f"the image cannot be read for a thumbnail ({exc})") from exc
+    image.thumbnail((max_px, max_px), Image.Resampling.LANCZOS)
+    out = io.BytesIO()
+    image.save(out, format="JPEG", quality=JPEG_QUALITY, optimize=True)
+    return out.getvalue()
+
+
+def generate_thumbnail(session: Session, storage: Storage, job: Job, *, max_px: int) -> dict[str, Any]:
+    """Make and store the thumbnail of the subject named by `job`; raises PreviewInputError."""
+    model = THUMBNAIL_SUBJECTS[job.args["kind"]]
+    subject = session.get(model, job.args["id"])
+    if subject is None:
+        return {"superseded": True}
+    try:
+        image_data = storage.get(subject.image_key)
+    except ObjectNotFound as exc:
+        raise PreviewInputError("the uploaded image is missing from storage") from exc
+    thumbnail = thumbnail_jpeg(image_data, max_px=max_px)
+    # One key per subject: the image of a record never changes, so a second run writes the same file.
+    key = f"thumbnails/{job.args['kind']}-{subject.id}.jpg"
+    storage.put(key, thumbnail, "image/jpeg")
+    session.execute(
+        update(model)
+        .where(model.id == subject.id)
+        .values(thumbnail_key=key)
+        .execution_options(synchronize_session=False)
+    )
+    return {"thumbnail_key": key, "size_bytes": len(thumbnail)}
+
+
+def poster_frame(video_path: Path, *, timeout_s: float) -> bytes:
+    """One JPEG frame of the video near its start, read by ffmpeg within `timeout_s` seconds.
+
+    Raises PreviewInputError when ffmpeg is missing, cannot read the video, or runs out of time.
+    """
+    ffmpeg = shutil.which("ffmpeg")
+    if ffmpeg is None:
+        raise PreviewInputError("ffmpeg is not installed on the worker, so no poster can be made")
+    # -ss before -i seeks cheaply; a video shorter than that gives no frame, so the start is tried next.
+    for seek in (POSTER_AT_S, 0.0):
+        command = [
+            ffmpeg, "-nostdin", "-v", "error", "-ss", str(seek), "-i", str(video_path),
+            "-frames:v", "1", "-vf", "scale='min(640,iw)':-2", "-q:v", "4",
+            "-f", "image2", "-c:v", "mjpeg", "pipe:1",
+        ]  # fmt: skip
+        try:
+            done = subprocess.run(command, capture_output=True, timeout=timeout_s, check=False)
+        except subprocess.TimeoutExpired as exc:
+            raise PreviewInputError(
+                f"ffmpeg could not read a frame of the video within {timeout_s:g} s"
+            ) from exc
+        if done.returncode == 0 and done.stdout:
+            return done.stdout
+        if done.returncode != 0:
+            reason = done.stderr.decode(errors="replace").strip().splitlines()
+            gist = reason[-1] if reason else f"exit status {done.returncode}"
+            raise PreviewInputError(f"the video cannot be read by ffmpeg: {gist[:MAX_REASON_CHARS]}")
+    raise PreviewInputError("the video has no picture: ffmpeg found no frame to use as a poster")
+
+
+def generate_poster(session: Session, storage: Storage, job: Job, *, timeout_s: float) -> dict[str, Any]:
+    """Make and store the poster of the video named by `job`; raises PreviewInputError."""
+    video = session.get(Video, job.args["video_id"])
+    if video is None:
+        return {"superseded": True}
+    try:
+        data = storage.get(video.storage_key)
+    except ObjectNotFound as exc:
+        raise PreviewInputError("the uploaded video is missing from storage") from exc
+    with tempfile.TemporaryDirectory(prefix="arv-poster-") as folder:
+        path = Path(folder) / "video"
+        path.write_bytes(data)
+        poster = poster_frame(path, timeout_s=timeout_s)
+    key = f"posters/video-{video.id}.jpg"
+    storage.put(key, poster, "image/jpeg")
+    session.execute(
+        update(Video)
+        .where(Video.id == video.id)
+        .values(poster_key=key, poster_error=None)
+        .execution_options(synchronize_session=False)
+    )
+    return {"poster_key": key, "size_bytes": len(poster)}
+
+
+def record_poster_failure(session: Session, video_id: int, reason: str) -> None:
+    """Say on the video why it has no poster."""
+    session.execute(
+        update(Video)
+        .where(Video.id == video_id)
+        .values(poster_error=reason)
+        .execution_options(synchronize_session=False)
+    )

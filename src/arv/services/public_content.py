@@ -1,0 +1,82 @@
+"""What the public viewer may see of an AR content item, and the count of its views per day."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from arv.db.models import ARContent, Company, ContentView, Video, utcnow
+
+# The states of a content item as the viewer sees it.
+ACTIVE = "active"
+EXPIRED = "expired"
+NOT_READY = "not_ready"
+UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True)
+class ViewerContent:
+    """A content item looked up by its public id; `content` and `video` are set only when `state` says so.
+
+    `state` is ACTIVE (playable), EXPIRED (switched off or its project expired), NOT_READY (no marker or
+    no video yet) or UNKNOWN (no such id). `language` is the owning company's, or None when unknown.
+    """
+
+    state: str
+    language: str | None = None
+    content: ARContent | None = None
+    video: Video | None = None
+
+
+def find_for_viewer(session: Session, unique_id: str) -> ViewerContent:
+    """The content behind a public id and whether the viewer may play it now.
+
+    A project whose `expires_at` has passed counts as expired at once, before the periodic pass
+    switches it off, so expiry takes effect on the next page load.
+    """
+    row = session.execute(
+        select(ARContent, Company.language)
+        .join(Company, Company.id == ARContent.company_id)
+        .where(ARContent.unique_id == unique_id)
+    ).first()
+    if row is None:
+        return ViewerContent(UNKNOWN)
+    content, language = row
+    project = content.project
+    expired_by_date = project.expires_at is not None and project.expires_at <= utcnow()
+    if not content.is_active or project.status != "active" or expired_by_date:
+        return ViewerContent(EXPIRED, language)
+    video = session.get(Video, content.active_video_id) if content.active_video_id else None
+    # A marker being recompiled (status pending) still has its previous file, which stays served.
+    if content.marker_key is None or video is None:
+        return ViewerContent(NOT_READY, language, content)
+    return ViewerContent(ACTIVE, language, content, video)
+
+
+def count_view(session: Session, ar_content_id: int, *, day: date | None = None) -> None:
+    """Add one view to the content's counter of `day` (today, UTC) in one statement, safe under
+    concurrent page loads: the insert-or-increment happens in the database, not in Python."""
+    day = day or utcnow().date()
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = insert(ContentView).values(ar_content_id=ar_content_id, day=day, count=1)
+    session.execute(
+        statement.on_conflict_do_update(
+            index_elements=[ContentView.ar_content_id, ContentView.day],
+            set_={"count": ContentView.count + 1},
+        )
+    )
+
+
+def views_by_day(session: Session, ar_content_id: int) -> list[tuple[date, int]]:
+    """The content's view counts, oldest day first."""
+    rows = session.execute(
+        select(ContentView.day, ContentView.count)
+        .where(ContentView.ar_content_id == ar_content_id)
+        .order_by(ContentView.day)
+    )
+    return [(day, count) for day, count in rows]

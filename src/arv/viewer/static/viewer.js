@@ -1,0 +1,156 @@
+// The AR page: asks the API for the content, finds the print with MindAR, plays the video on it.
+// Its state is <body data-state>: loading, scanning, tracking, expired or error (data-reason says which).
+import * as THREE from "three";
+import { MindARThree } from "mindar-image-three";
+
+const body = document.body;
+const config = JSON.parse(document.getElementById("arv-config").textContent);
+const video = document.getElementById("arv-video");
+const soundButton = document.getElementById("arv-sound");
+
+function show(state, reason) {
+  body.dataset.state = state;
+  if (reason) {
+    body.dataset.reason = reason;
+  } else {
+    delete body.dataset.reason;
+  }
+}
+
+function setMuted(muted) {
+  video.muted = muted;
+  body.dataset.muted = String(muted);
+}
+
+async function fetchContent() {
+  // no-store: rotation and expiry must take effect on the next load, never from a cached answer.
+  const response = await fetch(config.contentUrl, { cache: "no-store", headers: { Accept: "application/json" } });
+  const content = await response.json().catch(() => ({}));
+  return { status: response.status, content };
+}
+
+async function fetchMarker(url) {
+  // Downloaded here rather than by MindAR, whose loader never settles when the download fails.
+  const response = await fetch(url);
+  if (!response.ok) {
+    throw new Error(`the marker could not be downloaded (HTTP ${response.status})`);
+  }
+  return URL.createObjectURL(new Blob([await response.arrayBuffer()]));
+}
+
+// Fill the target plane with the video like CSS object-fit: cover, so a video of another shape is
+// cropped, never stretched.
+function coverTexture(texture, planeAspect) {
+  const videoAspect = video.videoWidth / video.videoHeight;
+  if (!videoAspect) {
+    return;
+  }
+  if (videoAspect > planeAspect) {
+    texture.repeat.set(planeAspect / videoAspect, 1);
+  } else {
+    texture.repeat.set(1, videoAspect / planeAspect);
+  }
+  texture.offset.set((1 - texture.repeat.x) / 2, (1 - texture.repeat.y) / 2);
+}
+
+function playVideo() {
+  video.play().catch((error) => console.warn("the video did not start", error));
+}
+
+function unmute() {
+  if (video.muted) {
+    setMuted(false);
+    if (body.dataset.state === "tracking") {
+      playVideo();
+    }
+  }
+}
+
+function errorReason(status, content) {
+  if (content.state === "not_ready" || content.state === "unknown") {
+    return content.state;
+  }
+  return status === 404 ? "unknown" : "failed";
+}
+
+async function main() {
+  if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
+    show("error", "unsupported");
+    return;
+  }
+  const { status, content } = await fetchContent();
+  if (status === 410 || content.state === "expired") {
+    show("expired");
+    return;
+  }
+  if (status !== 200) {
+    show("error", errorReason(status, content));
+    return;
+  }
+  const markerUrl = await fetchMarker(content.marker_url);
+  video.src = content.video_url;
+  setMuted(true);
+
+  const mindar = new MindARThree({
+    container: document.getElementById("arv-scene"),
+    imageTargetSrc: markerUrl,
+    maxTrack: 1,
+    uiLoading: "no",
+    uiScanning: "no",
+    uiError: "no",
+  });
+  const { renderer, scene, camera } = mindar;
+  // MindAR's anchor measures the target in target widths, centred: the plane is 1 wide.
+  const planeAspect = content.target_width / content.target_height;
+  const texture = new THREE.VideoTexture(video);
+  texture.colorSpace = THREE.SRGBColorSpace;
+  const plane = new THREE.Mesh(
+    new THREE.PlaneGeometry(1, 1 / planeAspect),
+    new THREE.MeshBasicMaterial({ map: texture }),
+  );
+  video.addEventListener("loadedmetadata", () => coverTexture(texture, planeAspect));
+  const anchor = mindar.addAnchor(0);
+  anchor.group.add(plane);
+  anchor.onTargetFound = () => {
+    performance.mark("arv-target-found");
+    show("tracking");
+    playVideo();
+  };
+  anchor.onTargetLost = () => {
+    video.pause();
+    show("scanning");
+  };
+
+  performance.mark("arv-camera-requested");
+  try {
+    await mindar.start();
+  } catch (error) {
+    // MindAR rejects without a reason; no camera stream means the camera was refused or is missing.
+    const cameraStarted = Boolean(mindar.video && mindar.video.srcObject);
+    console.warn("the AR view did not start", error);
+    show("error", cameraStarted ? "failed" : "camera");
+    return;
+  }
+  performance.mark("arv-scanning");
+  if (body.dataset.state === "loading") {
+    show("scanning");
+  }
+  renderer.setAnimationLoop(() => renderer.render(scene, camera));
+}
+
+soundButton.addEventListener("click", (event) => {
+  event.stopPropagation();
+  unmute();
+});
+document.addEventListener("click", unmute);
+window.addEventListener("unhandledrejection", (event) => {
+  // MindAR fails inside its own promises (a damaged marker, WebGL lost); the page must not spin forever.
+  console.error("the AR view failed", event.reason);
+  if (body.dataset.state === "loading") {
+    show("error", "failed");
+  }
+});
+main().catch((error) => {
+  console.error("the AR view failed", error);
+  show("error", "failed");
+});

@@ -1,0 +1,121 @@
+"""Driving the viewer's parts from tests: content with a marker, queued jobs run in-process, a browser."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from arv.db.models import ARContent, Job, JobStatus, MarkerStatus
+from arv.db.session import session_scope
+from arv.storage import get_storage
+from tests.conftest import Tenant
+from tests.support.platform import REPO, wait_until
+from tests.support.servers import free_port
+
+REFERENCE_MIND = REPO.parent / "shared" / "fixtures" / "mindar" / "card.mind"
+BROWSER_DIR = REPO / "tests" / "browser"
+
+
+def create_content(
+    api: TestClient, tenant: Tenant, image: bytes, video: bytes | None, *, video_type: str = "video/webm"
+) -> dict[str, Any]:
+    project = api.post("/api/projects", json={"name": "Prints"}, headers=tenant.headers).json()
+    files: dict[str, tuple[str, bytes, str]] = {"image": ("photo.jpg", image, "image/jpeg")}
+    if video is not None:
+        files["video"] = ("clip" + (".webm" if video_type == "video/webm" else ".mp4"), video, video_type)
+    created = api.post(
+        "/api/ar-content",
+        data={"project_id": str(project["id"]), "title": "Portrait"},
+        files=files,
+        headers=tenant.headers,
+    )
+    assert created.status_code == 201, created.text
+    return created.json()  # type: ignore[no-any-return]
+
+
+def queued_jobs(task_name: str) -> list[str]:
+    with session_scope() as session:
+        return list(
+            session.scalars(
+                select(Job.id)
+                .where(Job.kind == task_name, Job.status == JobStatus.QUEUED)
+                .order_by(Job.created_at)
+            )
+        )
+
+
+def run_queued(task_name: str) -> list[dict[str, Any]]:
+    """Run every queued job of `task_name` in this process, as a worker would; returns their results."""
+    from arv.tasks.app import get_celery_app
+
+    app = get_celery_app()
+    app.loader.import_default_modules()  # the task modules, as a worker imports them at start
+    task = app.tasks[task_name]
+    return [task.apply(args=[job_id]).get(propagate=False) for job_id in queued_jobs(task_name)]
+
+
+def place_marker(content_id: int, mind: bytes) -> None:
+    """Give content a ready marker without compiling (for tests of the page's surroundings, not of AR)."""
+    key = f"markers/test-{content_id}.mind"
+    get_storage().put(key, mind, "application/octet-stream")
+    with session_scope() as session:
+        content = session.get(ARContent, content_id)
+        assert content is not None
+        content.marker_key = key
+        content.marker_status = MarkerStatus.READY
+
+
+@contextmanager
+def api_server(env: dict[str, str], log_dir: Path) -> Iterator[str]:
+    """A real uvicorn serving the API on a free loopback port; yields its base URL."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    server_env = {**os.environ, **env, "ARV_PUBLIC_BASE_URL": base}
+    log_path = log_dir / "uvicorn.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "--factory", "arv.api.app:create_app", "--host", "127.0.0.1",
+             "--port", str(port), "--log-level", "warning"],
+            env=server_env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO,
+        )  # fmt: skip
+    try:
+
+        def up() -> bool:
+            if proc.poll() is not None:
+                raise RuntimeError(f"uvicorn exited:\n{log_path.read_text()[-2000:]}")
+            try:
+                return httpx.get(f"{base}/healthz", timeout=1).status_code in (200, 503)
+            except httpx.TransportError:
+                return False
+
+        wait_until(up, timeout=30, what="the API server")
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def open_viewer(url: str, *, camera: Path | None, until: list[str], timeout_s: float, hold_s: float = 0.0,
+                grant_camera: bool = True) -> dict[str, Any]:
+    """Open the AR page in headless Chromium (tests/browser/viewer_session.mjs) and report what it did."""
+    options = {"url": url, "camera": str(camera) if camera else None, "until": until, "timeoutS": timeout_s,
+               "holdS": hold_s, "grantCamera": grant_camera}  # fmt: skip
+    done = subprocess.run(
+        ["node", str(BROWSER_DIR / "viewer_session.mjs"), json.dumps(options)],
+        capture_output=True, text=True, timeout=timeout_s + hold_s + 60, cwd=BROWSER_DIR,
+    )  # fmt: skip
+    assert done.returncode == 0, f"browser session failed:\n{done.stderr[-3000:]}"
+    return json.loads(done.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
