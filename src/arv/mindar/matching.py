@@ -9,7 +9,7 @@ import numpy as np
 from arv.mindar.clustering import build_cluster_tree
 from arv.mindar.detector import detect_extrema
 from arv.mindar.freak import descriptor_words, freak_descriptors, sample_pattern
-from arv.mindar.pyramid import keyframe_scales, resize_box, summed_area_table
+from arv.mindar.pyramid import keyframe_scales, resize_box
 
 
 def build_matching_keyframes(grey: np.ndarray) -> list[dict[str, Any]]:
@@ -26,15 +26,7 @@ def build_matching_keyframes(grey: np.ndarray) -> list[dict[str, Any]]:
     if grey.ndim != 2 or grey.dtype != np.uint8:
         raise ValueError(f"expected a 2-D uint8 grey image, got {grey.dtype} with shape {grey.shape}")
     height, width = grey.shape
-    keyframes = []
-    table = None
-    for scale in keyframe_scales(width, height):
-        if scale != 1 and table is None:
-            # Made after the full-size keyframe, whose detection is the memory peak.
-            table = summed_area_table(grey)
-        image = resize_box(grey, scale, table=table)
-        keyframes.append(_keyframe(image, scale))
-    return keyframes
+    return [_keyframe(resize_box(grey, scale), scale) for scale in keyframe_scales(width, height)]
 
 
 def _keyframe(image: np.ndarray, scale: float) -> dict[str, Any]:

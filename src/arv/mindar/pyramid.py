@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 
-import cv2
 import numpy as np
 
 # The smallest keyframe has this many pixels on its shortest side.
@@ -39,38 +38,35 @@ def keyframe_scales(width: int, height: int) -> list[float]:
     return scales
 
 
-def summed_area_table(grey: np.ndarray) -> np.ndarray:
-    """The (height + 1, width + 1) table of pixel sums above and left of each corner: int32 when the total
-    fits, float64 (still exact) for larger images."""
-    depth = cv2.CV_32S if grey.size * 255 < 2**31 else cv2.CV_64F
-    return cv2.integral(np.ascontiguousarray(grey, dtype=np.uint8), sdepth=depth)
-
-
-def resize_box(grey: np.ndarray, ratio: float, *, table: np.ndarray | None = None) -> np.ndarray:
+def resize_box(grey: np.ndarray, ratio: float) -> np.ndarray:
     """Resize a uint8 grey image by ``ratio`` as MindAR does: each output pixel is the floor of the mean
     of the source pixels whose indexes round into it (a box filter, not an interpolation).
 
     Parameters:
         grey: 2-D uint8 array (height, width).
         ratio: output size / input size; the output is round(width * ratio) x round(height * ratio).
-        table: ``summed_area_table(grey)``, when several sizes are made from one image.
     """
     src_height, src_width = grey.shape
     width = js_round(src_width * ratio)
     height = js_round(src_height * ratio)
     if ratio == 1:
         return np.ascontiguousarray(grey, dtype=np.uint8)
-    if table is None:
-        table = summed_area_table(grey)
     col_start, col_end = _box_bounds(width, ratio, src_width)
     row_start, row_end = _box_bounds(height, ratio, src_height)
-    # Boxes are rectangles: take the column differences first, then the row differences of those.
-    column_sums = np.take(table, col_end + 1, axis=1) - np.take(table, col_start, axis=1)
-    sums = column_sums[row_end + 1] - column_sums[row_start]
     counts = (row_end - row_start + 1)[:, None] * (col_end - col_start + 1)[None, :]
-    # An empty box (only when enlarging) gives NaN in MindAR, which its byte array stores as 0.
-    means = np.floor(sums / np.maximum(counts, 1))
-    return np.where(counts > 0, means, 0).astype(np.uint8)
+    if ratio < 1:
+        # Shrinking, the boxes tile the image (each starts where the previous ended), so running sums
+        # over each span of columns, then of rows, give the box sums without a full-size table.
+        used = grey[: row_end[-1] + 1, : col_end[-1] + 1]
+        column_sums = np.add.reduceat(used, col_start, axis=1, dtype=np.uint32)
+        sums = np.add.reduceat(column_sums, row_start, axis=0, dtype=np.uint64)
+        return (sums // counts.astype(np.uint64)).astype(np.uint8)
+    # Enlarging, some boxes are empty: MindAR's mean is then NaN, which its byte array stores as 0.
+    table = np.zeros((src_height + 1, src_width + 1), dtype=np.int64)
+    table[1:, 1:] = grey.astype(np.int64).cumsum(axis=0).cumsum(axis=1)
+    column_sums = table[:, col_end + 1] - table[:, col_start]
+    sums = column_sums[row_end + 1] - column_sums[row_start]
+    return np.where(counts > 0, sums // np.maximum(counts, 1), 0).astype(np.uint8)
 
 
 def _box_bounds(size: int, ratio: float, src_size: int) -> tuple[np.ndarray, np.ndarray]:
