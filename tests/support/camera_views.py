@@ -62,16 +62,13 @@ class CameraView:
 # The views every target is seen in: ordinary hand-held shots and the hard cases named in issue 2.
 TARGET_VIEWS: tuple[tuple[str, Pose, Camera, float], ...] = (
     ("face-on", Pose(size=300), Camera(), 0.2),
-    ("tilted-forward", Pose(size=320, tilt_x=35), Camera(), 0.3),
     ("tilted-sideways", Pose(size=300, tilt_y=-40, roll=8), Camera(), 0.3),
-    ("rotated-45", Pose(size=300, roll=45), Camera(), 0.3),
     ("rotated-120-tilted", Pose(size=300, roll=120, tilt_x=-25), Camera(), 0.3),
     ("defocused", Pose(size=320, tilt_y=15), Camera(blur=1.6), 0.3),
     ("noisy-dim", Pose(size=300, roll=-15), Camera(noise=9.0, gain=0.55, gamma=1.2), 0.3),
     ("bright-shadowed", Pose(size=300, tilt_x=-20), Camera(gain=1.25, gamma=0.8, shadow=0.6), 0.3),
     ("cluttered-off-centre", Pose(size=260, centre=(70, -40), tilt_y=20), Camera(), 1.0),
     ("close-up-partial", Pose(size=720, centre=(60, 50), roll=10), Camera(), 0.3),
-    ("far-small", Pose(size=190, centre=(-30, 20)), Camera(noise=4.0), 0.6),
     ("steep-tilt", Pose(size=340, tilt_x=58), Camera(), 0.3),
     ("heavy-blur", Pose(size=300, roll=-5), Camera(blur=2.8), 0.3),
     ("tiny", Pose(size=125, centre=(10, -10)), Camera(), 0.5),
@@ -79,10 +76,7 @@ TARGET_VIEWS: tuple[tuple[str, Pose, Camera, float], ...] = (
 )
 
 # Frames with no target: the same desk, or another picture instead of the target.
-EMPTY_VIEWS: tuple[tuple[str, Camera, float], ...] = (
-    ("empty-desk", Camera(), 1.0),
-    ("empty-desk-dim", Camera(noise=8.0, gain=0.6), 0.7),
-)
+EMPTY_VIEWS: tuple[tuple[str, Camera, float], ...] = (("empty-desk", Camera(noise=5.0, gain=0.8), 1.0),)
 
 
 def target_plane_homography(target_size: tuple[int, int], pose: Pose) -> np.ndarray:
@@ -125,11 +119,12 @@ def corners_within(found: np.ndarray | None, truth: np.ndarray, fraction: float 
 def desk_background(rng: np.random.Generator, clutter: float) -> np.ndarray:
     """A table top with objects on it: a wood-like gradient, then `clutter` (0..1) times a few dozen
     shapes, strokes and printed words, blurred a little as out-of-focus surroundings are."""
-    ys, xs = np.mgrid[0:FRAME_HEIGHT, 0:FRAME_WIDTH].astype(np.float32)
+    ys = np.arange(FRAME_HEIGHT, dtype=np.float32)[:, None, None]
+    xs = np.arange(FRAME_WIDTH, dtype=np.float32)[None, :, None]
     base = rng.uniform(90, 190, size=3).astype(np.float32)
     slope = rng.uniform(-0.08, 0.08, size=(2, 3)).astype(np.float32)
-    grain = 6 * np.sin(ys[..., None] / rng.uniform(3, 9) + 0.3 * np.sin(xs[..., None] / 40.0))
-    desk = base + xs[..., None] * slope[0] + ys[..., None] * slope[1] + grain
+    grain = 6 * np.sin(ys / np.float32(rng.uniform(3, 9)) + 0.3 * np.sin(xs / np.float32(40.0)))
+    desk = base + xs * slope[0] + ys * slope[1] + grain
     canvas = np.clip(desk, 0, 255).astype(np.uint8)
     for _ in range(int(round(40 * clutter))):
         colour = tuple(int(c) for c in rng.integers(0, 256, size=3))
@@ -193,7 +188,7 @@ def expose(frame: np.ndarray, camera: Camera, rng: np.random.Generator) -> np.nd
     light = np.clip(light * camera.gain, 0, 1) ** camera.gamma
     if camera.blur:
         light = cv2.GaussianBlur(light, (0, 0), camera.blur)
-    recorded = light * 255.0 + rng.normal(0, camera.noise, size=light.shape).astype(np.float32)
+    recorded = light * 255.0 + camera.noise * rng.standard_normal(size=light.shape, dtype=np.float32)
     return np.clip(np.round(recorded), 0, 255).astype(np.uint8)
 
 
