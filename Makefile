@@ -16,6 +16,7 @@ $(STAMP): $(BIN)/python pyproject.toml constraints.txt
 	touch $(STAMP)
 
 install: $(STAMP)
+	scripts/install-viewer-assets.sh
 
 run: install
 	$(BIN)/arv run
@@ -24,6 +25,7 @@ node-deps:
 	scripts/install-node-deps.sh
 
 test: install node-deps
+	scripts/install-system-packages.sh
 	scripts/test-services.sh
 	$(BIN)/python -m pytest
 

@@ -1,0 +1,96 @@
+"""Acceptance of the AR page in headless Chromium with a fake camera, against a real API server.
+
+The photo is uploaded through the API and compiled by a real worker with ARV's own compiler; the page
+then runs MindAR.js on a camera video of the print held in perspective.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import update
+
+from arv.db.models import Project
+from arv.db.session import session_scope
+from tests.conftest import Tenant
+from tests.support.camera_feed import camera_showing, playable_video
+from tests.support.images import photo_jpeg
+from tests.support.pipeline import target_photo, wait_for_marker
+from tests.support.platform import worker_pool
+from tests.support.viewer import (
+    BROWSER_DIR,
+    REFERENCE_MIND,
+    api_server,
+    create_content,
+    open_viewer,
+    place_marker,
+)
+
+pytestmark = [pytest.mark.browser, pytest.mark.parametrize("db_backend", ["sqlite"])]
+
+
+@pytest.fixture(autouse=True)
+def _browser_installed() -> None:
+    # Installed by `make test` (scripts/install-node-deps.sh, apt chromium): missing means a broken setup.
+    assert shutil.which("chromium"), "Debian's chromium is not installed: apt-get install -y chromium"
+    assert (BROWSER_DIR / "node_modules" / "playwright-core").is_dir(), "run scripts/install-node-deps.sh"
+
+
+def test_the_page_tracks_the_print_and_plays_the_video_and_never_tracks_without_it(
+    api: TestClient, tenant: Tenant, arv_env: dict[str, str], tmp_path: Path
+) -> None:
+    photo = target_photo()
+    with worker_pool(arv_env, tmp_path) as pool:
+        pool.start("markers,default", concurrency=1)
+        created = create_content(api, tenant, photo, playable_video(tmp_path / "clip.webm"))
+        content = wait_for_marker(api, f"/api/ar-content/{created['id']}", tenant.headers)
+    assert content["marker_status"] == "ready", content["marker_error"]
+    print_in_view = camera_showing(photo, tmp_path / "print.y4m")
+    other_picture = camera_showing(photo_jpeg(800, 800, seed=5), tmp_path / "other.y4m")
+
+    with api_server(arv_env, tmp_path) as base:
+        page = f"{base}/ar/{created['unique_id']}"
+        seen = open_viewer(page, camera=print_in_view, until=["tracking", "error"], timeout_s=40, hold_s=1.5)
+        assert seen["finalState"] == "tracking", seen
+        assert [s["state"] for s in seen["states"]][:2] == ["loading", "scanning"]
+        video = seen["video"]
+        assert not video["paused"] and video["currentTime"] > 0.3 and video["readyState"] >= 2, video
+        assert video["muted"], "sound must wait for a tap"
+        assert seen["cameraRequests"] == 1
+
+        unseen = open_viewer(page, camera=other_picture, until=["tracking", "error"], timeout_s=12)
+        assert unseen.get("timedOut") and unseen["finalState"] == "scanning", unseen
+        assert "tracking" not in [s["state"] for s in unseen["states"]]
+        assert unseen["video"]["paused"]
+        assert "Point the camera at the printed photo" in unseen["text"]
+
+    views = api.get(f"/api/ar-content/{created['id']}/views", headers=tenant.headers).json()
+    assert views["total"] == 2
+
+
+def test_expired_content_says_so_without_asking_for_the_camera_and_a_refused_camera_is_explained(
+    api: TestClient, make_tenant, arv_env: dict[str, str], tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    russian = make_tenant("Фотостудия", language="ru")
+    created = create_content(api, russian, photo_jpeg(674, 372), playable_video(tmp_path / "clip.webm"))
+    # The page's surroundings only: the shared reference marker stands in for a compiled one.
+    place_marker(created["id"], REFERENCE_MIND.read_bytes())
+    camera = camera_showing(photo_jpeg(674, 372), tmp_path / "print.y4m", seconds=1.0)
+
+    with api_server(arv_env, tmp_path) as base:
+        page = f"{base}/ar/{created['unique_id']}"
+        refused = open_viewer(
+            page, camera=camera, until=["error", "tracking"], timeout_s=20, grant_camera=False
+        )
+        assert (refused["finalState"], refused["finalReason"]) == ("error", "camera"), refused
+        assert "Камера недоступна" in refused["text"]
+
+        with session_scope() as session:
+            session.execute(update(Project).values(status="expired"))
+        expired = open_viewer(page, camera=camera, until=["expired"], timeout_s=10, hold_s=1.0)
+        assert expired["finalState"] == "expired" and expired["httpStatus"] == 410, expired
+        assert expired["cameraRequests"] == 0
+        assert "Срок действия истёк" in expired["text"]
