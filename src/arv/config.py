@@ -83,9 +83,19 @@ class Settings(BaseSettings):
     smtp_starttls: bool = False
     smtp_ssl: bool = False
     smtp_rate_per_s: float = 10.0
+    smtp_timeout_s: float = 20.0
 
     telegram_bot_token: str | None = None
     telegram_api_url: str = "https://api.telegram.org"
+    # Telegram allows about 30 messages a second per bot and one a second per chat; these stay under
+    # both with room for network jitter.
+    telegram_rate_per_s: float = 25.0
+    telegram_chat_interval_s: float = 1.1
+    telegram_timeout_s: float = 15.0
+    # A delivery waits in its worker for a rate-limit slot at most this long; later slots send the job
+    # back to the queue instead, so a busy chat does not hold worker threads.
+    notification_max_rate_wait_s: float = 2.0
+    notification_fan_out_interval_s: float = 60.0
 
     viewer_cdn_base_url: str = ""
     # ffmpeg gets this long to read one poster frame from a video; past it the video counts as unreadable.

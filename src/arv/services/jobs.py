@@ -13,10 +13,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import and_, event, func, or_, select, update
+from sqlalchemy import and_, event, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
-from arv.db.models import Job, JobStatus, utcnow
+from arv.db.models import Job, JobStatus, new_uuid, utcnow
 
 log = structlog.get_logger(__name__)
 
@@ -62,6 +62,33 @@ def enqueue(
     session.flush()
     session.info.setdefault(_TO_PUBLISH, []).append(Wakeup(job.id, task_name, queue))
     return job
+
+
+def enqueue_many(
+    session: Session, *, task_name: str, queue: str, jobs: Iterable[tuple[dict[str, Any], int | None]]
+) -> list[str]:
+    """Write many jobs (args, company id) in one statement; published after the caller commits."""
+    now = utcnow()
+    rows = [
+        {
+            "id": new_uuid(),
+            "kind": task_name,
+            "queue": queue,
+            "args": args,
+            "company_id": company_id,
+            "status": JobStatus.QUEUED,
+            "attempts": 0,
+            "available_at": now,
+            "last_published_at": now,
+            "publish_count": 1,
+            "created_at": now,
+        }
+        for args, company_id in jobs
+    ]
+    if rows:
+        session.execute(insert(Job), rows)
+        session.info.setdefault(_TO_PUBLISH, []).extend(Wakeup(row["id"], task_name, queue) for row in rows)
+    return [row["id"] for row in rows]
 
 
 @event.listens_for(Session, "after_commit")
@@ -155,6 +182,22 @@ def retry_later(session: Session, job: Job, *, delay_s: float, error: str) -> bo
         job,
         status=JobStatus.QUEUED,
         error=error,
+        lease_expires_at=None,
+        available_at=now + timedelta(seconds=delay_s),
+        last_published_at=now,
+        publish_count=Job.publish_count + 1,
+    )
+
+
+def postpone(session: Session, job: Job, *, delay_s: float, reason: str) -> bool:
+    """Put the job back for later without counting this attempt: it waited, it did not fail."""
+    now = utcnow()
+    return _settle(
+        session,
+        job,
+        status=JobStatus.QUEUED,
+        error=reason,
+        attempts=Job.attempts - 1,
         lease_expires_at=None,
         available_at=now + timedelta(seconds=delay_s),
         last_published_at=now,

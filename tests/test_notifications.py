@@ -1,0 +1,329 @@
+"""Notifications reach e-mail (a real SMTP server) and Telegram (a local Bot API) once, in the company's
+language, through retries of a channel that is down, and fail at once when refused for good."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select, text
+
+from arv.db.models import Company, Job, JobStatus, Notification, NotificationDelivery, Project, utcnow
+from arv.db.session import session_scope
+from arv.services.notify import outbox
+from arv.services.notify.outbox import DeliveryStatus, NotificationType
+from tests.conftest import apply_env
+from tests.support.mail_server import MailServer, smtp_server
+from tests.support.platform import wait_until, worker_pool
+from tests.support.servers import free_port
+from tests.support.telegram_server import (
+    BLOCKED,
+    CHAT_NOT_FOUND,
+    SERVER_ERROR,
+    FakeBotApi,
+    fake_bot_api,
+    too_many_requests,
+)
+
+SMTP_LOGIN = ("arv-mailer", "s3cret")
+
+
+@dataclass
+class Channels:
+    env: dict[str, str]
+    mail: MailServer
+    bot: FakeBotApi
+
+
+@pytest.fixture
+def channels(arv_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[Channels]:
+    """A mail server that demands a login and a Bot API, both on loopback, set in the environment."""
+    with smtp_server(login=SMTP_LOGIN) as mail, fake_bot_api() as bot:
+        env = {
+            **arv_env,
+            "ARV_SMTP_HOST": mail.host,
+            "ARV_SMTP_PORT": str(mail.port),
+            "ARV_SMTP_USERNAME": SMTP_LOGIN[0],
+            "ARV_SMTP_PASSWORD": SMTP_LOGIN[1],
+            "ARV_SMTP_FROM": "ARV Studio <notify@arv.example>",
+            "ARV_SMTP_RATE_PER_S": "50",
+            "ARV_TELEGRAM_BOT_TOKEN": bot.token,
+            "ARV_TELEGRAM_API_URL": bot.url,
+            "ARV_TELEGRAM_CHAT_INTERVAL_S": "0.2",
+            "ARV_JOB_RETRY_BASE_S": "1",
+            "ARV_JOB_RETRY_MAX_S": "2",
+        }
+        apply_env(env, monkeypatch)
+        yield Channels(env, mail, bot)
+
+
+def make_company(name: str, *, email: str | None, chat: str | None, language: str = "en") -> tuple[int, int]:
+    """A company and a project of it that expires in five days; returns their ids."""
+    with session_scope() as session:
+        company = Company(name=name, contact_email=email, telegram_chat_id=chat, language=language)
+        session.add(company)
+        session.flush()
+        project = Project(
+            company_id=company.id, name=f"{name} prints", expires_at=utcnow() + timedelta(days=5, hours=1)
+        )
+        session.add(project)
+        session.flush()
+        return company.id, project.id
+
+
+def warn_of_expiry(company_id: int, project_id: int) -> Notification | None:
+    with session_scope() as session:
+        return outbox.create_notification(
+            session,
+            company_id=company_id,
+            notification_type=NotificationType.EXPIRY_WARNING,
+            dedupe_key=f"expiry_warning:{project_id}",
+            project_id=project_id,
+        )
+
+
+def deliveries() -> dict[str, NotificationDelivery]:
+    with session_scope() as session:
+        return {d.recipient: d for d in session.scalars(select(NotificationDelivery))}
+
+
+def delivery_jobs() -> list[Job]:
+    with session_scope() as session:
+        return list(
+            session.scalars(select(Job).where(Job.kind == outbox.DELIVER_TASK).order_by(Job.created_at))
+        )
+
+
+def run_job(job_id: str) -> dict[str, object]:
+    from arv.tasks.notifications import deliver_notification
+
+    return deliver_notification(job_id)  # type: ignore[no-any-return]
+
+
+def test_expiry_warning_reaches_each_channel_once_in_the_company_language(
+    channels: Channels, tmp_path: Path
+) -> None:
+    en_company, en_project = make_company("Sunny Prints", email="owner@sunny.example", chat="1001")
+    ru_company, ru_project = make_company(
+        "Фотостудия", email="vladelec@foto.example", chat="2002", language="ru"
+    )
+    assert warn_of_expiry(en_company, en_project) is not None
+    assert warn_of_expiry(ru_company, ru_project) is not None
+    # The same event again (a second run of the periodic pass) notifies nobody.
+    assert warn_of_expiry(en_company, en_project) is None
+
+    with worker_pool(channels.env, tmp_path) as pool:
+        pool.start("notifications", concurrency=2)
+        wait_until(
+            lambda: (
+                all(d.status == DeliveryStatus.SENT for d in deliveries().values()) and len(deliveries()) == 4
+            ),
+            timeout=60,
+            what="all four deliveries sent",
+        )
+
+    (en_mail,) = channels.mail.messages_to("owner@sunny.example")
+    (ru_mail,) = channels.mail.messages_to("vladelec@foto.example")
+    assert len(channels.mail.messages) == 2
+    assert en_mail["Subject"] == 'Project "Sunny Prints prints" expires on ' + _date_en(en_project)
+    assert "in 6 days" in en_mail.get_body(("plain",)).get_content()
+    assert "<strong>Sunny Prints prints</strong>" in en_mail.get_body(("html",)).get_content()
+    assert ru_mail["Subject"].startswith("Срок проекта «Фотостудия prints» истекает")
+    assert "через 6 дней" in ru_mail.get_body(("plain",)).get_content()
+    assert 'lang="ru"' in ru_mail.get_body(("html",)).get_content()
+    assert channels.mail.logins == [SMTP_LOGIN[0]] * 2
+
+    (en_chat,) = channels.bot.messages_to("1001")
+    (ru_chat,) = channels.bot.messages_to("2002")
+    assert len(channels.bot.received) == 2
+    assert en_chat.text.startswith('Project "Sunny Prints prints" expires on')
+    assert "продлите проект" in ru_chat.text
+    assert all(d.attempts == 1 and d.sent_at is not None for d in deliveries().values())
+
+
+def _date_en(project_id: int) -> str:
+    from arv.services.notify.messages import format_date
+
+    with session_scope() as session:
+        project = session.get(Project, project_id)
+        assert project is not None and project.expires_at is not None
+        return format_date(project.expires_at, "en")
+
+
+def test_a_channel_that_is_down_is_retried_until_it_delivers(
+    channels: Channels, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    down_port = free_port()  # nothing listens here yet: the mail server is down
+    env = {
+        **channels.env,
+        "ARV_SMTP_PORT": str(down_port),
+        "ARV_SMTP_USERNAME": "",
+        "ARV_SMTP_PASSWORD": "",
+        "ARV_JOB_MAX_ATTEMPTS": "10",
+    }
+    apply_env(env, monkeypatch)
+    # Telegram first asks to wait a second (429), then fails on its side (502), then takes the message.
+    channels.bot.answer_next(too_many_requests(retry_after=1))
+    channels.bot.answer_next(SERVER_ERROR)
+    company, project = make_company("Late Lab", email="late@lab.example", chat="3003")
+    warn_of_expiry(company, project)
+
+    with worker_pool(env, tmp_path) as pool:
+        pool.start("notifications", concurrency=2)
+        wait_until(
+            lambda: deliveries()["late@lab.example"].attempts >= 2,
+            timeout=60,
+            what="two failed attempts at the mail server",
+        )
+        mail = deliveries()["late@lab.example"]
+        assert mail.status == DeliveryStatus.PENDING and "cannot reach the mail server" in (
+            mail.last_error or ""
+        )
+        with smtp_server(port=down_port) as revived:
+            wait_until(
+                lambda: all(d.status == DeliveryStatus.SENT for d in deliveries().values()),
+                timeout=60,
+                what="both deliveries sent once the channels are back",
+            )
+        assert len(revived.messages_to("late@lab.example")) == 1
+
+    assert [status for _, status, _ in channels.bot.refused] == [429, 502]
+    (message,) = channels.bot.messages_to("3003")
+    first_refusal_at = channels.bot.refused[0][2]
+    assert message.at - first_refusal_at >= 1.0, "the retry_after of the 429 answer was not honoured"
+    assert deliveries()["3003"].attempts == 3
+
+
+def test_a_permanent_refusal_fails_at_once_without_retries(channels: Channels) -> None:
+    channels.mail.refuse.add("nobody@gone.example")
+    channels.bot.answer_chat("4004", BLOCKED)
+    channels.bot.answer_chat("5005", CHAT_NOT_FOUND)
+    first, first_project = make_company("Gone Co", email="nobody@gone.example", chat="4004")
+    second, second_project = make_company("Lost Co", email=None, chat="5005")
+    warn_of_expiry(first, first_project)
+    warn_of_expiry(second, second_project)
+
+    for job in delivery_jobs():
+        run_job(job.id)
+
+    by_recipient = deliveries()
+    assert {r: d.status for r, d in by_recipient.items()} == {
+        "nobody@gone.example": DeliveryStatus.FAILED,
+        "4004": DeliveryStatus.FAILED,
+        "5005": DeliveryStatus.FAILED,
+    }
+    assert "550" in (by_recipient["nobody@gone.example"].last_error or "")
+    assert "bot was blocked" in (by_recipient["4004"].last_error or "")
+    assert "chat not found" in (by_recipient["5005"].last_error or "")
+    assert all(d.attempts == 1 for d in by_recipient.values())
+    jobs_after = delivery_jobs()
+    assert all(j.status == JobStatus.FAILED and j.attempts == 1 for j in jobs_after)
+    assert len(channels.bot.refused) == 2 and channels.mail.messages == []
+
+
+def test_redelivery_of_the_task_sends_nothing_twice(channels: Channels) -> None:
+    company, project = make_company("Once Only", email="once@only.example", chat="6006")
+    warn_of_expiry(company, project)
+    jobs_before = delivery_jobs()
+    for job in jobs_before:
+        assert run_job(job.id)["sent_now"] is True
+    # The broker delivers the same messages again, e.g. after a worker lost its connection.
+    for job in jobs_before:
+        assert run_job(job.id) == {"skipped": True}
+    # A second job for the same deliveries (a lease that expired while the first was sending).
+    with session_scope() as session:
+        outbox.enqueue_deliveries(session, [(d.id, company) for d in deliveries().values()])
+    for job in delivery_jobs()[len(jobs_before) :]:
+        assert run_job(job.id)["sent_now"] is False
+    assert len(channels.mail.messages_to("once@only.example")) == 1
+    assert len(channels.bot.messages_to("6006")) == 1
+
+
+def test_a_delivery_whose_worker_died_while_sending_is_not_sent_again(channels: Channels) -> None:
+    company, project = make_company("Crashy", email=None, chat="7007")
+    warn_of_expiry(company, project)
+    (delivery,) = deliveries().values()
+    # What a worker killed between the Bot API's answer and its commit leaves behind.
+    with session_scope() as session:
+        session.execute(
+            text(
+                "UPDATE notification_deliveries SET status='sending', attempts=1, claimed_at=:at WHERE id=:id"
+            ),
+            {"at": (utcnow() - timedelta(hours=1)).replace(tzinfo=None), "id": delivery.id},
+        )
+    (job,) = delivery_jobs()
+    run_job(job.id)
+    after = deliveries()["7007"]
+    assert after.status == DeliveryStatus.FAILED and "unknown" in (after.last_error or "")
+    assert channels.bot.received == []
+
+
+def test_messages_to_one_chat_are_spaced_by_the_chat_interval(channels: Channels) -> None:
+    # A first message elsewhere opens the connection the measured ones reuse.
+    warm_up, warm_up_project = make_company("Warm", email=None, chat="8000")
+    warn_of_expiry(warm_up, warm_up_project)
+    (first_job,) = delivery_jobs()
+    run_job(first_job.id)
+    company, _ = make_company("Busy Chat", email=None, chat="8008")
+    with session_scope() as session:
+        for n in range(3):
+            project = Project(company_id=company, name=f"album {n}", expires_at=utcnow() + timedelta(days=3))
+            session.add(project)
+            session.flush()
+            outbox.create_notification(
+                session,
+                company_id=company,
+                notification_type=NotificationType.EXPIRY_WARNING,
+                dedupe_key=f"expiry_warning:{project.id}",
+                project_id=project.id,
+            )
+    for job in delivery_jobs()[1:]:
+        run_job(job.id)
+    assert len(channels.bot.messages_to("8008")) == 3
+    # The limiter spaces the starts of the sends; their arrival varies by a few milliseconds.
+    assert (channels.bot.shortest_gap_per_chat() or 0) >= 0.2 - 0.03
+
+
+def test_notifications_written_set_based_are_fanned_out_once(channels: Channels) -> None:
+    with_both, _ = make_company("Both", email="both@x.example", chat="9009")
+    mail_only, _ = make_company("Mail only", email="mail@x.example", chat=None)
+    silent, _ = make_company("Silent", email=None, chat="  ")
+    with session_scope() as session:
+        # What a periodic pass does: one INSERT ... SELECT, no deliveries.
+        session.execute(
+            text(
+                "INSERT INTO notifications (company_id, notification_type, project_id, subject, message,"
+                " dedupe_key, created_at)"
+                " SELECT p.company_id, 'expiry_warning', p.id, 'expires soon', 'renew it',"
+                " 'expiry_warning:' || p.id, :now FROM projects p"
+            ),
+            {"now": utcnow().replace(tzinfo=None)},
+        )
+        assert outbox.fan_out_notifications(session) == 3
+    with session_scope() as session:
+        assert outbox.fan_out_notifications(session) == 0
+        channels_by_company = {
+            company: sorted(
+                session.scalars(
+                    select(NotificationDelivery.channel)
+                    .join(Notification)
+                    .where(Notification.company_id == company)
+                )
+            )
+            for company in (with_both, mail_only, silent)
+        }
+        assert (
+            session.scalar(
+                select(func.count()).select_from(Notification).where(Notification.fanned_out_at.is_(None))
+            )
+            == 0
+        )
+    assert channels_by_company == {with_both: ["email", "telegram"], mail_only: ["email"], silent: []}
+    jobs = delivery_jobs()
+    assert len(jobs) == 3 and {j.status for j in jobs} == {JobStatus.QUEUED}
+    for job in jobs:
+        run_job(job.id)
+    assert len(channels.mail.messages) == 2 and len(channels.bot.received) == 1
