@@ -17,11 +17,14 @@ import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
+    CursorResult,
     Integer,
     Select,
+    SQLColumnExpression,
     String,
     and_,
     case,
@@ -78,12 +81,12 @@ class _Dialect:
     def postgres(self) -> bool:
         return self.name == "postgresql"
 
-    def epoch_seconds(self, column: ColumnElement[datetime]) -> ColumnElement[int]:
+    def epoch_seconds(self, column: SQLColumnExpression[Any]) -> ColumnElement[int]:
         if self.postgres:
             return cast(func.floor(func.extract("epoch", column)), Integer)
         return cast(func.strftime("%s", column), Integer)
 
-    def utc_text(self, column: ColumnElement[datetime]) -> ColumnElement[str]:
+    def utc_text(self, column: SQLColumnExpression[Any]) -> ColumnElement[str]:
         """'2027-01-31 00:00 UTC' for messages."""
         if self.postgres:
             return func.to_char(func.timezone("UTC", column), 'YYYY-MM-DD HH24:MI "UTC"')
@@ -101,7 +104,7 @@ class _Dialect:
             literal(now, Project.expires_at.type)
         )
 
-    def json_object(self, **fields: ColumnElement[object]) -> ColumnElement[object]:
+    def json_object(self, **fields: SQLColumnExpression[Any]) -> ColumnElement[Any]:
         args: list[object] = []
         for name, value in fields.items():
             args += [literal_column(f"'{name}'"), value]
@@ -117,7 +120,9 @@ class _Dialect:
         return (postgresql.insert if self.postgres else sqlite.insert)(Notification)
 
 
-def _localised(language: ColumnElement[str], english: ColumnElement[str], russian: ColumnElement[str]):  # type: ignore[no-untyped-def]
+def _localised(
+    language: SQLColumnExpression[str], english: SQLColumnExpression[str], russian: SQLColumnExpression[str]
+) -> ColumnElement[str]:
     return case((language == "ru", russian), else_=english)
 
 
@@ -235,6 +240,11 @@ def check_expiring_projects(session: Session, *, now: datetime | None = None) ->
     return WarningPassResult(created)
 
 
+def _rowcount(session: Session, statement: Any) -> int:
+    result: CursorResult[Any] = session.execute(statement)  # type: ignore[assignment]
+    return result.rowcount
+
+
 def _claim(session: Session, condition: ColumnElement[bool], new_status: str, now: datetime) -> list[int]:
     """Set `new_status` on the projects matching `condition` that no other worker holds; their ids."""
     held_elsewhere_skipped = (
@@ -260,12 +270,13 @@ def deactivate_expired_content(session: Session, *, now: datetime | None = None)
     contents_deactivated = notified = 0
     if expired_ids:
         projects = dialect.id_list(expired_ids)
-        contents_deactivated = session.execute(
+        contents_deactivated = _rowcount(
+            session,
             update(ARContent)
             .where(ARContent.project_id.in_(projects), ARContent.is_active.is_(True))
             .values(is_active=False, updated_at=now)
-            .execution_options(synchronize_session=False)
-        ).rowcount
+            .execution_options(synchronize_session=False),
+        )
         notified = _insert_notifications(
             session, dialect, EXPIRED, dialect.id_list(expired_ids), Project.status == EXPIRED, now
         )
@@ -274,12 +285,13 @@ def deactivate_expired_content(session: Session, *, now: datetime | None = None)
     renewed_ids = _claim(session, renewed, ACTIVE, now)
     contents_reactivated = 0
     if renewed_ids:
-        contents_reactivated = session.execute(
+        contents_reactivated = _rowcount(
+            session,
             update(ARContent)
             .where(ARContent.project_id.in_(dialect.id_list(renewed_ids)), ARContent.is_active.is_(False))
             .values(is_active=True, updated_at=now)
-            .execution_options(synchronize_session=False)
-        ).rowcount
+            .execution_options(synchronize_session=False),
+        )
     return ExpiryPassResult(
         projects_expired=len(expired_ids),
         contents_deactivated=contents_deactivated,

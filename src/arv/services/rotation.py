@@ -23,7 +23,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import CroniterBadCronError, CroniterBadDateError, croniter
-from sqlalchemy import Integer, bindparam, select, text
+from sqlalchemy import CursorResult, Integer, bindparam, select, text
 from sqlalchemy.orm import Session
 
 from arv.db.models import UTCDateTime, VideoRotationSchedule, utcnow
@@ -347,9 +347,10 @@ def rotate_scheduled_videos(
     switches = [video_by_schedule[i] for i in rotated if i in video_by_schedule]
     switched = 0
     if switches:
-        switched = session.execute(
+        result: CursorResult[Any] = session.execute(  # type: ignore[assignment]
             text(_SWITCH_VIDEOS[dialect]).bindparams(when, rows=json.dumps(switches))
-        ).rowcount
+        )
+        switched = result.rowcount
     return RotationPassResult(len(rotated), switched)
 
 
