@@ -183,7 +183,8 @@ def build_scale_space(image: np.ndarray) -> ScaleSpace:
         first = binomial_blur(image) if octave == 0 else halve(gaussian[-1])
         second = binomial_blur(first)
         gaussian.append(second)
-        dog.append(first - second)
+        first -= second  # the first image is needed only for the difference, which takes its place
+        dog.append(first)
     return ScaleSpace(gaussian=gaussian, dog=dog)
 
 

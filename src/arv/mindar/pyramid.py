@@ -53,14 +53,17 @@ def resize_box(grey: np.ndarray, ratio: float) -> np.ndarray:
         return np.ascontiguousarray(grey, dtype=np.uint8)
     col_start, col_end = _box_bounds(width, ratio, src_width)
     row_start, row_end = _box_bounds(height, ratio, src_height)
-    counts = (row_end - row_start + 1)[:, None] * (col_end - col_start + 1)[None, :]
     if ratio < 1:
-        # Shrinking, the boxes tile the image (each starts where the previous ended), so running sums
-        # over each span of columns, then of rows, give the box sums without a full-size table.
+        # Shrinking, the boxes tile the image (each starts where the previous ended), so sums over each
+        # span of columns, then of rows, give the box sums without a full-size table. Dividing by the
+        # box height, then by its width, floors exactly as dividing by the area does.
         used = grey[: row_end[-1] + 1, : col_end[-1] + 1]
-        column_sums = np.add.reduceat(used, col_start, axis=1, dtype=np.uint32)
-        sums = np.add.reduceat(column_sums, row_start, axis=0, dtype=np.uint64)
-        return (sums // counts.astype(np.uint64)).astype(np.uint8)
+        sums = np.add.reduceat(used, col_start, axis=1, dtype=np.uint32)
+        sums = np.add.reduceat(sums, row_start, axis=0, dtype=np.uint32)
+        sums //= (row_end - row_start + 1).astype(np.uint32)[:, None]
+        sums //= (col_end - col_start + 1).astype(np.uint32)[None, :]
+        return sums.astype(np.uint8)
+    counts = (row_end - row_start + 1)[:, None] * (col_end - col_start + 1)[None, :]
     # Enlarging, some boxes are empty: MindAR's mean is then NaN, which its byte array stores as 0.
     table = np.zeros((src_height + 1, src_width + 1), dtype=np.int64)
     table[1:, 1:] = grey.astype(np.int64).cumsum(axis=0).cumsum(axis=1)
