@@ -37,7 +37,8 @@ def test_content_creation_queues_its_qr_code_and_thumbnail_in_the_same_transacti
     assert kinds == sorted(
         ["generate_ar_content_marker_task", "generate_qr_code", "generate_thumbnail", "generate_video_poster"]
     )
-    assert {ROUTES[k] for k in ("generate_qr_code", "generate_thumbnail", "generate_video_poster")} == {DEFAULT}
+    previews = ("generate_qr_code", "generate_thumbnail", "generate_video_poster")
+    assert {ROUTES[k] for k in previews} == {DEFAULT}
     pending = api.get(f"/api/ar-content/{created['id']}/qr.png", headers=tenant.headers)
     assert pending.status_code == 404 and "still being made" in pending.json()["detail"]
 
@@ -91,9 +92,8 @@ def test_a_video_gets_a_poster_frame(api: TestClient, tenant: Tenant, tmp_path: 
     )  # fmt: skip
     [result] = run_queued("generate_video_poster")
     assert "poster_key" in result
-    poster = api.get(
-        f"/api/ar-content/{created['id']}/videos/{created['active_video_id']}/poster.jpg", headers=tenant.headers
-    )
+    poster_path = f"/api/ar-content/{created['id']}/videos/{created['active_video_id']}/poster.jpg"
+    poster = api.get(poster_path, headers=tenant.headers)
     assert poster.status_code == 200
     frame = np.asarray(Image.open(io.BytesIO(poster.content)).convert("RGB"))
     assert frame.shape == (240, 320, 3)
@@ -109,9 +109,8 @@ def test_a_video_ffmpeg_cannot_read_fails_with_a_clear_reason(api: TestClient, t
         video = session.get(Video, created["active_video_id"])
         assert video is not None and video.poster_key is None
         assert video.poster_error and "cannot be read by ffmpeg" in video.poster_error
-    poster = api.get(
-        f"/api/ar-content/{created['id']}/videos/{created['active_video_id']}/poster.jpg", headers=tenant.headers
-    )
+    poster_path = f"/api/ar-content/{created['id']}/videos/{created['active_video_id']}/poster.jpg"
+    poster = api.get(poster_path, headers=tenant.headers)
     assert poster.status_code == 422 and "cannot be read by ffmpeg" in poster.json()["detail"]
 
 
