@@ -111,3 +111,25 @@ class TaskOut(BaseModel):
     attempts: int
     created_at: datetime
     finished_at: datetime | None
+
+
+class NotificationDeliveryOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    channel: str
+    status: str
+    attempts: int
+    last_error: str | None
+    sent_at: datetime | None
+
+
+class NotificationOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: int
+    company_id: int
+    notification_type: str
+    project_id: int | None
+    ar_content_id: int | None
+    subject: str
+    message: str
+    deliveries: list[NotificationDeliveryOut]
+    created_at: datetime
