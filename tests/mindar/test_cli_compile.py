@@ -92,12 +92,18 @@ def _tiny_picture(folder: Path) -> Path:
     return folder / "tiny.png"
 
 
+def _blank_picture(folder: Path) -> Path:
+    Image.new("RGB", (400, 300), "white").save(folder / "blank.png")
+    return folder / "blank.png"
+
+
 BAD_INPUTS = {
     "text": (_text_file, "not an image file"),
     "svg": (_svg_file, "SVG (vector) images are not supported"),
     "missing": (_missing_file, "cannot read the file"),
     "truncated": (_truncated_jpeg, "truncated or damaged"),
     "too small": (_tiny_picture, "at least 128 px"),
+    "blank": (_blank_picture, "too uniform"),
 }
 
 

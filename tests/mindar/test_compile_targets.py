@@ -13,6 +13,7 @@ from PIL import Image
 
 from arv.mindar import (
     NotAnImageError,
+    TargetUntrackableError,
     compile_targets,
     decode_mind,
 )
@@ -88,6 +89,24 @@ def test_photos_are_reduced_to_the_working_side_before_compiling() -> None:
     report = compiled.reports[0]
     assert (report.image_width, report.image_height) == (900, 600)
     assert report.keyframes[0].width == 450
+
+
+@pytest.mark.parametrize(
+    "pixels",
+    [
+        np.full((400, 300, 3), 255, dtype=np.uint8),
+        (200 + np.random.default_rng(1).integers(-3, 4, size=(400, 300))).astype(np.uint8),
+    ],
+    ids=["blank", "nearly flat"],
+)
+def test_an_image_too_uniform_to_track_is_refused_with_its_report(pixels: np.ndarray) -> None:
+    with pytest.raises(TargetUntrackableError, match="too uniform") as refusal:
+        compile_targets([pixels], labels=["plain.png"])
+
+    assert str(refusal.value).startswith("plain.png: ")
+    report = refusal.value.report
+    assert report.verdict == "unusable"
+    assert report.problems
 
 
 def test_a_picture_blank_in_its_lower_half_is_weak_there() -> None:
