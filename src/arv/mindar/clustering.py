@@ -62,10 +62,14 @@ class MindARRandom:
 
 
 def hamming_distances(descriptors: np.ndarray) -> np.ndarray:
-    """(n, n) int32 matrix of bit differences between (n, 84) uint8 descriptors."""
-    words = np.ascontiguousarray(descriptors).view(np.uint32)
-    differing = np.bitwise_count(words[:, None, :] ^ words[None, :, :])
-    return differing.sum(axis=2, dtype=np.int32)
+    """(n, n) int32 matrix of bit differences between (n, bytes) uint8 descriptors."""
+    # Zero-padded to whole 64-bit words (the padding never differs), compared one word at a time.
+    padded = np.zeros((descriptors.shape[0], -(-descriptors.shape[1] // 8) * 8), dtype=np.uint8)
+    padded[:, : descriptors.shape[1]] = descriptors
+    distances = np.zeros((descriptors.shape[0], descriptors.shape[0]), dtype=np.int32)
+    for word in padded.view(np.uint64).T:
+        distances += np.bitwise_count(word[:, None] ^ word[None, :])
+    return distances
 
 
 def build_cluster_tree(descriptors: np.ndarray) -> dict[str, Any]:
