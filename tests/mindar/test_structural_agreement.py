@@ -1,16 +1,20 @@
 """Matching keyframes agree with MindAR 1.2.5's own compiler output (Node.js, tfjs CPU) for the same images.
 
-The references are ``shared/fixtures/mindar/*.node-cpu.mind``, made from the images with the orientation
-tag not applied. card.png is a PNG, so our pixels are MindAR's and the keyframes must be identical.
-pictarize.jpg was decoded for the reference by jpeg-js, whose IDCT differs from libjpeg's (Pillow) by
-one grey level on about a third of the pixels; there the acceptance figure applies: at least 90% of the
-reference points have a counterpart within 1 px, of the same extremum type, whose descriptor differs in
-at most 10% of its 672 bits.
+The fixture references are ``shared/fixtures/mindar/*.node-cpu.mind``, made from the images with the
+orientation tag not applied. card.png is a PNG, so our pixels are MindAR's and the keyframes must be
+identical. pictarize.jpg was decoded for the reference by jpeg-js, whose IDCT differs from libjpeg's
+(Pillow's) by one grey level on about a third of the pixels; there the acceptance figure applies: at
+least 90% of the reference points have a counterpart within 1 px, of the same extremum type, whose
+descriptor differs in at most 10% of its 672 bits. Beyond the fixtures, MindAR's own matching code is
+run on a picture made here (benchmarks/mindar_matching_node.mjs, with the npm packages of
+tests/mindar_client).
 """
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +24,12 @@ import pytest
 from PIL import Image
 
 from arv.mindar.matching import build_matching_keyframes
+from tests.support.mindar_client import ensure_node_modules, node_executable
 
 FIXTURES = Path(
     os.environ.get("ARV_TEST_MINDAR_FIXTURES", Path(__file__).resolve().parents[3] / "shared/fixtures/mindar")
 )
+MINDAR_MATCHING_SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "mindar_matching_node.mjs"
 MAX_DISTANCE_PX = 1.0
 MAX_HAMMING_BITS = 67  # 10% of 672
 REQUIRED_SHARE = 0.90
@@ -100,3 +106,36 @@ def test_on_mindars_own_pixels_the_keyframes_are_identical_to_mindars(
 ) -> None:
     # Points in the same order with the same float values, descriptors and cluster trees.
     assert card_keyframes == reference_keyframes("card")
+
+
+def mindar_keyframes(grey: np.ndarray, scratch: Path) -> list[dict[str, Any]]:
+    """MindAR's own matching data for a grey image, computed in Node.js."""
+    ensure_node_modules()
+    grey_path, out_path = scratch / "grey.raw", scratch / "keyframes.json"
+    grey.tofile(grey_path)
+    height, width = grey.shape
+    command = [node_executable(), str(MINDAR_MATCHING_SCRIPT), str(grey_path), str(width), str(height)]
+    subprocess.run([*command, str(out_path)], check=True, capture_output=True, timeout=600)
+    return json.loads(out_path.read_text())
+
+
+def busy_picture(width: int, height: int, seed: int) -> np.ndarray:
+    """Odd-sized grey picture with blobs, edges and flat areas."""
+    rng = np.random.default_rng(seed)
+    cells = rng.integers(0, 256, (height // 12 + 1, width // 12 + 1), dtype=np.uint8)
+    picture = np.asarray(
+        Image.fromarray(cells).resize((width, height), Image.Resampling.BICUBIC), dtype=float
+    )
+    picture[height // 3 : height // 2, :] = 200.0
+    picture += rng.normal(0.0, 3.0, picture.shape)
+    return np.clip(np.rint(picture), 0, 255).astype(np.uint8)
+
+
+@pytest.mark.node
+def test_on_pictures_it_has_never_seen_the_keyframes_are_identical_to_mindars(tmp_path: Path) -> None:
+    grey = busy_picture(333, 251, seed=4)
+
+    ours = build_matching_keyframes(grey)
+
+    # Through JSON, as Node.js writes numbers: points, descriptors and trees all equal.
+    assert json.loads(json.dumps(ours)) == mindar_keyframes(grey, tmp_path)
