@@ -99,11 +99,10 @@ def binomial_blur(image: np.ndarray) -> np.ndarray:
     pixels and the small integer taps are exact in float64, so the summation order does not matter.
     """
     if image.dtype == np.uint8:
-        blurred = cv2.sepFilter2D(
+        sums = cv2.sepFilter2D(
             image, cv2.CV_32F, _BINOMIAL_ROW, _BINOMIAL_ROW, borderType=cv2.BORDER_REPLICATE
         )
-        blurred *= np.float32(1.0 / 256.0)
-        return blurred
+        return np.multiply(sums, np.float32(1.0 / 256.0), dtype=np.float32)
     # Float64 temporaries are made a band of rows at a time, so memory stays near the image's own size.
     height = image.shape[0]
     blurred = np.empty(image.shape, dtype=np.float32)
