@@ -9,7 +9,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from fastapi.testclient import TestClient
@@ -18,9 +18,12 @@ from sqlalchemy import select
 from arv.db.models import ARContent, Job, JobStatus, MarkerStatus
 from arv.db.session import session_scope
 from arv.storage import get_storage
-from tests.conftest import Tenant
 from tests.support.platform import REPO, wait_until
 from tests.support.servers import free_port
+
+if TYPE_CHECKING:
+    # Only the type: importing conftest clears the process's ARV_ variables (benchmarks use this module).
+    from tests.conftest import Tenant
 
 REFERENCE_MIND = REPO.parent / "shared" / "fixtures" / "mindar" / "card.mind"
 BROWSER_DIR = REPO / "tests" / "browser"
