@@ -131,6 +131,17 @@ def test_cmyk_jpeg_loads_with_white_paper_and_black_ink() -> None:
     assert grey[:, 110:].mean() < 10
 
 
+def test_cmyk_with_a_broken_colour_profile_falls_back_to_the_plain_conversion() -> None:
+    cmyk = np.zeros((200, 200, 4), dtype=np.uint8)
+    cmyk[:, 100:, 3] = 255
+    data = _encoded(Image.fromarray(cmyk, "CMYK"), "JPEG", quality=100, icc_profile=b"not a profile")
+
+    grey = load_grey_image(data)
+
+    assert grey[:, :90].mean() > 245
+    assert grey[:, 110:].mean() < 10
+
+
 def test_arrays_are_accepted_as_grey_rgb_rgba_and_sixteen_bit() -> None:
     rgb = _marked_rgb(300, 200)
     expected = grey_from_rgb(rgb)

@@ -176,14 +176,16 @@ def _cmyk_to_rgb(image: Image.Image) -> Image.Image:
     profile = image.info.get("icc_profile")
     if profile:
         try:
-            return ImageCms.profileToProfile(
+            converted = ImageCms.profileToProfile(
                 image,
                 ImageCms.ImageCmsProfile(io.BytesIO(profile)),
                 ImageCms.createProfile("sRGB"),
                 outputMode="RGB",
             )
         except (ImageCms.PyCMSError, OSError, ValueError):
-            pass  # a broken profile: fall back to the plain conversion below
+            converted = None  # a broken profile: fall back to the plain conversion below
+        if converted is not None:
+            return converted
     return image.convert("RGB")
 
 

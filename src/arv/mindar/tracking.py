@@ -273,7 +273,7 @@ def extract_tracking_points(grey: np.ndarray) -> np.ndarray:
         height // template_span
     )
     free = np.ones((height, width), dtype=bool)
-    points = []
+    points: list[tuple[int, int]] = []
     for index in order:
         if len(points) >= max_points:
             break
