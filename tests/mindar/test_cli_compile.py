@@ -50,6 +50,15 @@ def test_compiles_several_images_into_one_mind_in_order(tmp_path: Path) -> None:
     assert result.stderr == ""  # no progress bar when stderr is not a terminal
 
 
+def test_two_runs_write_the_same_bytes(tmp_path: Path) -> None:
+    picture = _picture(tmp_path / "photo.jpg", seed=5)
+
+    for name in ("first.mind", "second.mind"):
+        assert run_arv("compile", picture, "-o", tmp_path / name).returncode == 0
+
+    assert (tmp_path / "first.mind").read_bytes() == (tmp_path / "second.mind").read_bytes()
+
+
 def test_json_flag_prints_the_quality_report(tmp_path: Path) -> None:
     out = tmp_path / "card.mind"
 

@@ -154,6 +154,11 @@ def test_progress_is_reported_from_start_to_finish() -> None:
     assert any("image 2" in message for _, message in seen)
 
 
+def test_a_working_side_below_the_smallest_target_is_a_programming_error() -> None:
+    with pytest.raises(ValueError, match="at least 128 px"):
+        compile_targets([photo_like(300, 300)], working_side=100)
+
+
 def test_a_refused_image_is_named_by_its_position() -> None:
     with pytest.raises(NotAnImageError) as refusal:
         compile_targets([photo_like(300, 300), b"not an image at all"])

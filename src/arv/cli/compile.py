@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 # Kept in step with arv.mindar's defaults, which are not imported here so `arv --help` stays fast.
 DEFAULT_MAX_PIXELS = 50_000_000
 DEFAULT_WORKING_SIDE = 1024
+MIN_WORKING_SIDE = 128
 
 
 def _fail(message: str) -> typer.Exit:
@@ -76,10 +77,15 @@ def compile_command(
         bool, typer.Option("--json", help="Print the quality report as JSON on stdout.")
     ] = False,
     max_pixels: Annotated[
-        int, typer.Option("--max-pixels", help="Refuse images whose header claims more pixels.")
+        int, typer.Option("--max-pixels", min=1, help="Refuse images whose header claims more pixels.")
     ] = DEFAULT_MAX_PIXELS,
     working_side: Annotated[
-        int, typer.Option("--working-side", help="Reduce photos to at most this shortest side (px) first.")
+        int,
+        typer.Option(
+            "--working-side",
+            min=MIN_WORKING_SIDE,
+            help="Reduce photos to at most this shortest side (px) first.",
+        ),
     ] = DEFAULT_WORKING_SIDE,
 ) -> None:
     """Compile images into one MindAR target file (.mind), one target per image."""

@@ -9,7 +9,13 @@ import cv2
 import numpy as np
 
 from arv.mindar.errors import NotAnImageError, TargetUntrackableError
-from arv.mindar.images import DEFAULT_MAX_PIXELS, ImageSource, load_grey_image, source_label
+from arv.mindar.images import (
+    DEFAULT_MAX_PIXELS,
+    MIN_SHORTEST_SIDE,
+    ImageSource,
+    load_grey_image,
+    source_label,
+)
 from arv.mindar.matching import build_matching_keyframes
 from arv.mindar.mindfile import encode_mind
 from arv.mindar.tracking import TrackingLevel, build_tracking_levels
@@ -265,6 +271,8 @@ def compile_targets(
     images = list(images)  # type: ignore[arg-type]
     if not images:
         raise NotAnImageError("no images to compile")
+    if working_side < MIN_SHORTEST_SIDE:
+        raise ValueError(f"working_side must be at least {MIN_SHORTEST_SIDE} px, not {working_side}")
     names = list(labels) if labels is not None else [source_label(image, i) for i, image in enumerate(images)]
 
     def report_progress(fraction: float, message: str) -> None:
