@@ -193,7 +193,7 @@ def _insert_notifications(
             Project.company_id,
             literal(notification_type),
             Project.id,
-            func.substr(subject, 1, 300),
+            subject,  # at most 254 characters: names are at most 200
             message,
             payload,
             key,
