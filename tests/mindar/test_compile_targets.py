@@ -17,6 +17,7 @@ from arv.mindar import (
     compile_targets,
     decode_mind,
 )
+from arv.mindar.compiler import working_resolution
 
 FIXTURES = Path(
     os.environ.get("ARV_TEST_MINDAR_FIXTURES", Path(__file__).resolve().parents[3] / "shared/fixtures/mindar")
@@ -89,6 +90,16 @@ def test_photos_are_reduced_to_the_working_side_before_compiling() -> None:
     report = compiled.reports[0]
     assert (report.image_width, report.image_height) == (900, 600)
     assert report.keyframes[0].width == 450
+
+
+def test_a_long_panorama_is_reduced_to_at_most_four_squares_of_the_working_side() -> None:
+    panorama = np.zeros((1200, 12000), dtype=np.uint8)
+
+    reduced = working_resolution(panorama, 1024)
+
+    assert reduced.shape == (648, 6476)  # 4 * 1024**2 px at the panorama's proportions
+    assert working_resolution(np.zeros((1000, 1500), dtype=np.uint8), 1024).shape == (1000, 1500)
+    assert working_resolution(np.zeros((150, 40000), dtype=np.uint8), 1024).shape[0] == 128
 
 
 @pytest.mark.parametrize(

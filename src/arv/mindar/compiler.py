@@ -24,6 +24,9 @@ from arv.mindar.tracking import TrackingLevel, build_tracking_levels
 # measurement behind it): a phone camera sees a print at well under this size, and larger keyframes
 # only cost time and memory.
 DEFAULT_WORKING_SIDE = 1024
+# A working image holds at most this many squares of the working side: a long panorama is reduced
+# further, so its matching pyramid costs no more than a 4:1 picture's.
+WORKING_AREA_IN_SQUARES = 4
 
 # MindAR's tracker needs 4 template points to estimate a pose (it follows the 128-px level).
 MIN_TRACKING_POINTS = 4
@@ -117,12 +120,20 @@ class CompiledTargets:
 
 
 def working_resolution(grey: np.ndarray, working_side: int) -> np.ndarray:
-    """The grey image reduced (area averaging) so its shortest side is at most ``working_side`` px."""
+    """The grey image reduced (area averaging) to the size it is compiled at.
+
+    The shortest side becomes at most ``working_side`` px, and the area at most
+    ``WORKING_AREA_IN_SQUARES`` squares of that side (a long panorama is reduced further), but the
+    shortest side never drops below MIN_SHORTEST_SIDE.
+    """
     height, width = grey.shape
     shortest = min(width, height)
-    if shortest <= working_side:
+    factor = min(
+        1.0, working_side / shortest, (WORKING_AREA_IN_SQUARES * working_side**2 / (width * height)) ** 0.5
+    )
+    factor = max(factor, min(1.0, MIN_SHORTEST_SIDE / shortest))
+    if factor >= 1.0:
         return grey
-    factor = working_side / shortest
     size = (max(round(width * factor), 1), max(round(height * factor), 1))
     return cv2.resize(grey, size, interpolation=cv2.INTER_AREA)
 
