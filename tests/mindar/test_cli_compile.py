@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 import json
 import os
+import pty
+import select
 import subprocess
 import sys
 from pathlib import Path
@@ -48,6 +50,43 @@ def test_compiles_several_images_into_one_mind_in_order(tmp_path: Path) -> None:
     ]
     assert "wide.png:" in result.stdout and "tall.jpg:" in result.stdout
     assert result.stderr == ""  # no progress bar when stderr is not a terminal
+
+
+def _run_arv_with_terminal_stderr(*args: str | Path) -> tuple[int, str]:
+    """Run arv with stderr on a pseudo-terminal, as in a shell; returns the exit code and stderr."""
+    controller, terminal = pty.openpty()
+    child = subprocess.Popen(
+        [str(ARV), *map(str, args)],
+        stdout=subprocess.DEVNULL,
+        stderr=terminal,
+        env={**os.environ, "TERM": "xterm"},
+    )
+    os.close(terminal)
+    seen = b""
+    while True:
+        ready, _, _ = select.select([controller], [], [], 0.2)
+        if ready:
+            try:
+                chunk = os.read(controller, 65536)
+            except OSError:  # the child closed the terminal
+                break
+            if not chunk:
+                break
+            seen += chunk
+        elif child.poll() is not None:
+            break
+    os.close(controller)
+    return child.wait(timeout=120), seen.decode(errors="replace")
+
+
+def test_a_progress_bar_shows_when_stderr_is_a_terminal(tmp_path: Path) -> None:
+    picture = _picture(tmp_path / "photo.png", seed=6)
+
+    code, terminal = _run_arv_with_terminal_stderr("compile", picture, "-o", tmp_path / "out.mind")
+
+    assert code == 0
+    assert "finding feature points in photo.png" in terminal
+    assert "\u2501" in terminal  # the bar itself
 
 
 def test_two_runs_write_the_same_bytes(tmp_path: Path) -> None:

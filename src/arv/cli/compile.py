@@ -113,5 +113,6 @@ def compile_command(
     else:
         for report in reports:
             typer.echo(_summary_line(report))
-        typer.echo(f"wrote {output} ({len(compiled.data)} bytes, {len(reports)} targets)")
+        targets = "1 target" if len(reports) == 1 else f"{len(reports)} targets"
+        typer.echo(f"wrote {output} ({len(compiled.data)} bytes, {targets})")
     sys.stdout.flush()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import math
 import os
+import re
 import struct
 import warnings
 import zlib
@@ -88,8 +89,11 @@ def _open(source: ImageSource, label: str) -> tuple[Image.Image, BinaryIO | None
             image = Image.open(stream)
     except Image.DecompressionBombError as error:
         _close(handle)
+        # Pillow refuses absurd sizes itself before we see the header; its message holds the count.
+        claimed = re.search(r"\((\d+) pixels\)", str(error))
+        amount = f"{int(claimed.group(1)) / 1e6:.0f} MP" if claimed else "far too many pixels"
         raise ImageTooLargeError(
-            "the image claims far too many pixels to decode safely", source=label
+            f"the image claims {amount}, far more than can be decoded safely", source=label
         ) from error
     except UnidentifiedImageError as error:
         _close(handle)
