@@ -173,15 +173,15 @@ def test_a_channel_that_is_down_is_retried_until_it_delivers(
 
     with worker_pool(env, tmp_path) as pool:
         pool.start("notifications", concurrency=2)
-        wait_until(
-            lambda: deliveries()["late@lab.example"].attempts >= 2,
-            timeout=60,
-            what="two failed attempts at the mail server",
-        )
-        mail = deliveries()["late@lab.example"]
-        assert mail.status == DeliveryStatus.PENDING and "cannot reach the mail server" in (
-            mail.last_error or ""
-        )
+        def mail_retried() -> bool:
+            mail = deliveries()["late@lab.example"]
+            return (
+                mail.attempts >= 2
+                and mail.status == DeliveryStatus.PENDING
+                and "cannot reach the mail server" in (mail.last_error or "")
+            )
+
+        wait_until(mail_retried, timeout=60, what="two failed attempts at the mail server")
         with smtp_server(port=down_port) as revived:
             wait_until(
                 lambda: all(d.status == DeliveryStatus.SENT for d in deliveries().values()),

@@ -4,7 +4,11 @@ message it accepted, with the time it arrived, per chat."""
 
 from __future__ import annotations
 
+import argparse
 import json
+import signal
+import subprocess
+import sys
 import threading
 import time
 from collections import defaultdict, deque
@@ -12,6 +16,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import httpx
+
+from tests.support.servers import free_port, wait_for_port
 
 
 @dataclass(frozen=True)
@@ -68,6 +77,12 @@ class FakeBotApi:
 
     def handle(self, path: str, body: bytes) -> tuple[int, dict[str, object]]:
         now = time.monotonic()
+        if path == "/__record":
+            with self._lock:
+                return 200, {
+                    "received": [[m.chat_id, m.at] for m in self.received],
+                    "refused": [list(r) for r in self.refused],
+                }
         if path != f"/bot{self.token}/sendMessage":
             return 404, {"ok": False, "error_code": 404, "description": "Not Found"}
         try:
@@ -128,8 +143,8 @@ def _densest_window(times: list[float], window_s: float) -> int:
 
 
 @contextmanager
-def fake_bot_api(token: str = "123456:TEST-TOKEN") -> Iterator[FakeBotApi]:
-    """Serve a FakeBotApi on a free loopback port; its `url` is the ARV_TELEGRAM_API_URL."""
+def fake_bot_api(token: str = "123456:TEST-TOKEN", port: int = 0) -> Iterator[FakeBotApi]:
+    """Serve a FakeBotApi on loopback (`port`, or a free one); its `url` is the ARV_TELEGRAM_API_URL."""
     api = FakeBotApi(token)
 
     class Handler(BaseHTTPRequestHandler):
@@ -148,7 +163,7 @@ def fake_bot_api(token: str = "123456:TEST-TOKEN") -> Iterator[FakeBotApi]:
         def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - http.server's name
             return
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
     server.daemon_threads = True
     api.url = f"http://127.0.0.1:{server.server_address[1]}"
     thread = threading.Thread(target=server.serve_forever, name="fake-bot-api", daemon=True)
@@ -158,3 +173,44 @@ def fake_bot_api(token: str = "123456:TEST-TOKEN") -> Iterator[FakeBotApi]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+@contextmanager
+def fake_bot_api_process(token: str = "123456:TEST-TOKEN") -> Iterator[RemoteBotApi]:
+    """A FakeBotApi in its own process, so that the times it records are not skewed by a busy caller
+    (benchmarks); `record()` fetches what it has received so far."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.support.telegram_server", "--port", str(port), "--token", token],
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    try:
+        wait_for_port(port)
+        yield RemoteBotApi(token, f"http://127.0.0.1:{port}")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@dataclass(frozen=True)
+class RemoteBotApi:
+    token: str
+    url: str
+
+    def record(self) -> FakeBotApi:
+        """A copy of the server's record (message texts left out), with the same statistics."""
+        answer = httpx.post(f"{self.url}/__record", timeout=30).json()
+        copy = FakeBotApi(self.token)
+        copy.received = [ReceivedMessage(chat, "", at) for chat, at in answer["received"]]
+        copy.refused = [tuple(r) for r in answer["refused"]]  # type: ignore[misc]
+        return copy
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description="Serve a fake Telegram Bot API until terminated.")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--token", default="123456:TEST-TOKEN")
+    cli = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    with fake_bot_api(cli.token, cli.port):
+        signal.pause()

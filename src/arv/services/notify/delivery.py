@@ -29,7 +29,7 @@ from arv.services.notify.email import EmailChannel
 from arv.services.notify.errors import ChannelUnavailable, DeliveryRefused, OutcomeUnknown, RetryAfter
 from arv.services.notify.messages import RenderedMessage, render_notification
 from arv.services.notify.outbox import Channel, DeliveryStatus
-from arv.services.notify.ratelimit import Limit, RateLimiter
+from arv.services.notify.ratelimit import Limit, RateLimiter, Reservation
 from arv.services.notify.telegram import TelegramChannel
 
 log = structlog.get_logger(__name__)
@@ -130,16 +130,42 @@ def deliver(
     recipient = delivery.recipient
     session.commit()  # end the read transaction: no database lock is held while waiting
 
-    reservation = limiter.reserve(channel.limits(recipient), max_wait_s=settings.notification_max_rate_wait_s)
-    if not reservation.granted:
-        raise SendLater(
-            f"rate limit: next {channel.name} slot in {reservation.wait_s:.2f} s",
-            delay_s=reservation.wait_s,
-            counts_as_attempt=False,
-        )
-    if reservation.wait_s > 0:
-        sleep(reservation.wait_s)
+    limits = channel.limits(recipient)
+    reservation = _wait_for_slot(limiter, limits, channel.name, settings.notification_max_rate_wait_s, sleep)
+    try:
+        return _claim_and_send(session, delivery_id, channel, recipient, message)
+    finally:
+        limiter.release(limits, reservation)
 
+
+def _wait_for_slot(
+    limiter: RateLimiter,
+    limits: list[Limit],
+    channel_name: str,
+    max_wait_s: float,
+    sleep: Callable[[float], None],
+) -> Reservation:
+    """Wait here for a slot not further than `max_wait_s` away, or raise SendLater."""
+    waited = 0.0
+    while True:
+        reservation = limiter.reserve(limits, max_wait_s=max_wait_s - waited)
+        if reservation.granted:
+            if reservation.wait_s > 0:
+                sleep(reservation.wait_s)
+            return reservation
+        if waited + reservation.wait_s > max_wait_s:
+            raise SendLater(
+                f"rate limit: next {channel_name} slot in {reservation.wait_s:.2f} s",
+                delay_s=reservation.wait_s,
+                counts_as_attempt=False,
+            )
+        sleep(reservation.wait_s)
+        waited += reservation.wait_s
+
+
+def _claim_and_send(
+    session: Session, delivery_id: int, channel: NotificationChannel, recipient: str, message: RenderedMessage
+) -> DeliveryOutcome:
     if not _claim(session, delivery_id):
         return DeliveryOutcome(delivery_id, "skipped", False, "claimed by another attempt")
     try:

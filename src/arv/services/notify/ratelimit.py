@@ -6,6 +6,11 @@ reserves one instant that keeps every one of them: the earliest moment from now 
 reservation under any of its keys lies closer than that key's spacing. Reservations fill gaps, so a
 busy chat does not hold back the slots other chats could use.
 
+A limit may count its spacing from the end of the previous send instead of its start
+(`after_previous_send`): then a key has at most one send in flight, and the next may start only
+`spacing` after the previous one was released. Network and scheduling delays between a slot and the
+request reaching the server cannot then squeeze two messages to one chat closer than the spacing.
+
 Both backends run the same algorithm atomically: a Lua script inside Redis (its clock is the one all
 machines share), or the JSON state file under an exclusive `flock` on the embedded default (one
 machine, several worker processes).
@@ -18,7 +23,8 @@ import json
 import os
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -30,14 +36,19 @@ from arv.config import Settings
 
 # Two instants closer than this are the same instant (float round-off in `r + spacing - spacing`).
 _EPSILON_S = 1e-6
+# A send still in flight after this long is taken to have died with its worker; its key is free again.
+IN_FLIGHT_HOLD_S = 60.0
+_IN_FLIGHT = "o:"  # member prefix of a reservation whose send has not been released yet
 
 
 @dataclass(frozen=True)
 class Limit:
-    """At most one send per `spacing_s` seconds under `key`."""
+    """At most one send per `spacing_s` seconds under `key`; with `after_previous_send`, counted from
+    the release of the previous send rather than from its slot."""
 
     key: str
     spacing_s: float
+    after_previous_send: bool = False
 
     @classmethod
     def per_second(cls, key: str, rate_per_s: float) -> Limit:
@@ -46,16 +57,21 @@ class Limit:
 
 @dataclass(frozen=True)
 class Reservation:
-    """A send slot: `granted` means it is ours `wait_s` seconds from now; otherwise the earliest slot
-    was further away than the caller would wait, nothing was reserved, and `wait_s` says how far."""
+    """A send slot: `granted` means it is ours `wait_s` seconds from now; otherwise nothing was
+    reserved and `wait_s` says how long to wait before asking again. `token` names it for `release`."""
 
     granted: bool
     wait_s: float
+    token: str = ""
 
 
 class RateLimiter(Protocol):
     def reserve(self, limits: Sequence[Limit], *, max_wait_s: float) -> Reservation:
         """Reserve the earliest instant that keeps every limit, if it is at most `max_wait_s` away."""
+        ...
+
+    def release(self, limits: Sequence[Limit], reservation: Reservation) -> None:
+        """Say that the send of `reservation` is over (sent or not); needed by `after_previous_send`."""
         ...
 
 
@@ -74,6 +90,29 @@ def earliest_free_instant(now: float, reserved: Sequence[tuple[float, Sequence[f
     raise AssertionError("the last reservation end is always free")  # pragma: no cover
 
 
+def plan(
+    now: float, limits: Sequence[Limit], entries: Sequence[dict[str, float]], *, max_wait_s: float
+) -> tuple[bool, float]:
+    """Whether a send may have a slot, and when (seconds from now) or how long to wait before asking
+    again. `entries[i]` maps member -> instant for `limits[i]`, stale members already removed."""
+    for limit, members in zip(limits, entries, strict=True):
+        if limit.after_previous_send and any(m.startswith(_IN_FLIGHT) for m in members):
+            return False, limit.spacing_s
+    reserved = [
+        (limit.spacing_s, list(members.values())) for limit, members in zip(limits, entries, strict=True)
+    ]
+    slot = earliest_free_instant(now, reserved)
+    if slot - now > max_wait_s:
+        return False, slot - now
+    return True, slot - now
+
+
+def _is_stale(member: str, instant: float, limit: Limit, now: float) -> bool:
+    if member.startswith(_IN_FLIGHT):
+        return instant < now - IN_FLIGHT_HOLD_S
+    return instant <= now - limit.spacing_s
+
+
 class FileRateLimiter:
     """Reservations in a JSON file, changed under an exclusive lock: shared by the processes of one
     machine (the embedded default, where the broker is a folder too).
@@ -87,60 +126,86 @@ class FileRateLimiter:
         path.parent.mkdir(parents=True, exist_ok=True)
 
     def reserve(self, limits: Sequence[Limit], *, max_wait_s: float) -> Reservation:
+        with self._locked() as state:
+            now = time.time()
+            entries = [self._live(state, limit, now) for limit in limits]
+            granted, wait = plan(now, limits, entries, max_wait_s=max_wait_s)
+            if not granted:
+                return Reservation(False, wait)
+            token = uuid.uuid4().hex
+            for limit, members in zip(limits, entries, strict=True):
+                members[(_IN_FLIGHT if limit.after_previous_send else "") + token] = now + wait
+                state[limit.key] = members
+            return Reservation(True, wait, token)
+
+    def release(self, limits: Sequence[Limit], reservation: Reservation) -> None:
+        with self._locked() as state:
+            now = time.time()
+            for limit in limits:
+                members = state.get(limit.key, {})
+                if (
+                    limit.after_previous_send
+                    and members.pop(_IN_FLIGHT + reservation.token, None) is not None
+                ):
+                    members[reservation.token] = now
+
+    @staticmethod
+    def _live(state: dict[str, dict[str, float]], limit: Limit, now: float) -> dict[str, float]:
+        members = state.get(limit.key, {})
+        return {m: t for m, t in members.items() if not _is_stale(m, t, limit, now)}
+
+    @contextmanager
+    def _locked(self) -> Iterator[dict[str, dict[str, float]]]:
+        """The state, read and (when the block ends without error) written under the file lock."""
         with open(self.lock_path, "a+") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             try:
                 state = self._read()
-                now = time.time()
-                # Forget reservations that can no longer constrain anything.
-                for key, entry in list(state.items()):
-                    times = [r for r in entry["times"] if r > now - entry["spacing"]]
-                    if times:
-                        entry["times"] = times
-                    else:
-                        del state[key]
-                reserved = [(limit.spacing_s, state.get(limit.key, {}).get("times", [])) for limit in limits]
-                slot = earliest_free_instant(now, reserved)
-                if slot - now > max_wait_s:
-                    return Reservation(False, slot - now)
-                for limit in limits:
-                    entry = state.setdefault(limit.key, {"spacing": limit.spacing_s, "times": []})
-                    entry["spacing"] = max(entry["spacing"], limit.spacing_s)
-                    entry["times"].append(slot)
-                self._write(state)
-                return Reservation(True, slot - now)
+                yield state
+                self._write({key: members for key, members in state.items() if members})
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
-    def _read(self) -> dict[str, dict]:  # type: ignore[type-arg]
+    def _read(self) -> dict[str, dict[str, float]]:
         try:
             return json.loads(self.path.read_text())  # type: ignore[no-any-return]
         except (FileNotFoundError, ValueError):
             return {}
 
-    def _write(self, state: dict[str, dict]) -> None:  # type: ignore[type-arg]
+    def _write(self, state: dict[str, dict[str, float]]) -> None:
         # Write-then-rename, so a worker killed mid-write leaves the old state, never half a file.
         tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
         tmp.write_text(json.dumps(state))
         os.replace(tmp, self.path)
 
 
-# KEYS: one sorted set of reserved instants per limit. ARGV[1]: max wait; ARGV[1 + i]: spacing of
-# KEYS[i]; ARGV[2 + #KEYS]: a member id unique to this reservation. Returns {granted, wait as string}
-# (Lua numbers would come back truncated to integers).
+# KEYS: one sorted set (member -> instant) per limit. ARGV[1]: max wait; ARGV[2]: token; ARGV[3]: hold
+# of an in-flight send; then per key its spacing and 1/0 for after_previous_send. Mirrors `plan`.
+# Returns {granted, wait as a string} (Lua numbers would come back truncated to integers).
 _RESERVE_LUA = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-local max_wait = tonumber(ARGV[1])
+local max_wait, token, hold = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3])
 local eps = 0.000001
-local spacing = {}
+local spacing, after, times = {}, {}, {}
 local candidates = {now}
 for i = 1, #KEYS do
-  spacing[i] = tonumber(ARGV[i + 1])
-  redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', '(' .. (now - spacing[i]))
-  local times = redis.call('ZRANGE', KEYS[i], 0, -1, 'WITHSCORES')
-  for j = 2, #times, 2 do
-    candidates[#candidates + 1] = tonumber(times[j]) + spacing[i]
+  spacing[i] = tonumber(ARGV[2 + 2 * i])
+  after[i] = ARGV[3 + 2 * i] == '1'
+  times[i] = {}
+  local rows = redis.call('ZRANGE', KEYS[i], 0, -1, 'WITHSCORES')
+  for j = 1, #rows, 2 do
+    local member, at = rows[j], tonumber(rows[j + 1])
+    local in_flight = string.sub(member, 1, 2) == 'o:'
+    if (in_flight and at < now - hold) or ((not in_flight) and at <= now - spacing[i]) then
+      redis.call('ZREM', KEYS[i], member)
+    else
+      if in_flight and after[i] then
+        return {0, tostring(spacing[i])}
+      end
+      times[i][#times[i] + 1] = at
+      candidates[#candidates + 1] = at + spacing[i]
+    end
   end
 end
 table.sort(candidates)
@@ -151,24 +216,39 @@ for _, c in ipairs(candidates) do
     end
     local free = true
     for i = 1, #KEYS do
-      local lo = c - spacing[i] + eps
-      local hi = c + spacing[i] - eps
-      if #redis.call('ZRANGEBYSCORE', KEYS[i], lo, hi, 'LIMIT', 0, 1) > 0 then
-        free = false
-        break
+      for _, r in ipairs(times[i]) do
+        if math.abs(r - c) < spacing[i] - eps then
+          free = false
+          break
+        end
       end
+      if not free then break end
     end
     if free then
-      local member = ARGV[#KEYS + 2]
       for i = 1, #KEYS do
+        local member = token
+        if after[i] then member = 'o:' .. token end
         redis.call('ZADD', KEYS[i], c, member)
-        redis.call('PEXPIRE', KEYS[i], math.ceil((c - now + spacing[i]) * 1000) + 1000)
+        redis.call('PEXPIRE', KEYS[i], math.ceil((c - now + math.max(spacing[i], hold)) * 1000))
       end
       return {1, tostring(c - now)}
     end
   end
 end
 return redis.error_reply('no free instant found')
+"""
+
+# KEYS: the after_previous_send keys of a reservation; ARGV[1]: its token. The in-flight member
+# becomes a finished one at the release time.
+_RELEASE_LUA = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+for i = 1, #KEYS do
+  if redis.call('ZREM', KEYS[i], 'o:' .. ARGV[1]) == 1 then
+    redis.call('ZADD', KEYS[i], now, ARGV[1])
+  end
+end
+return 1
 """
 
 
@@ -182,17 +262,30 @@ class RedisRateLimiter:
     def __init__(self, url: str, *, key_prefix: str = "") -> None:
         self.client = redis.Redis.from_url(url, socket_connect_timeout=3, socket_timeout=10)
         self.key_prefix = key_prefix
-        self._script = self.client.register_script(_RESERVE_LUA)
+        self._reserve = self.client.register_script(_RESERVE_LUA)
+        self._release = self.client.register_script(_RELEASE_LUA)
+
+    def _key(self, limit: Limit) -> str:
+        return f"{self.key_prefix}arv:rate:{limit.key}"
 
     def reserve(self, limits: Sequence[Limit], *, max_wait_s: float) -> Reservation:
-        keys = [f"{self.key_prefix}arv:rate:{limit.key}" for limit in limits]
-        args = [max_wait_s, *(limit.spacing_s for limit in limits), uuid.uuid4().hex]
+        token = uuid.uuid4().hex
+        args: list[object] = [max_wait_s, token, IN_FLIGHT_HOLD_S]
+        for limit in limits:
+            args += [limit.spacing_s, 1 if limit.after_previous_send else 0]
         try:
-            granted, wait = self._script(keys=keys, args=args)
+            granted, wait = self._reserve(keys=[self._key(limit) for limit in limits], args=args)
         except redis.ConnectionError as exc:
             # The limiter is part of the channel: without it nothing may be sent, so wait and retry.
             raise ConnectionError(f"the rate limiter (Redis) is unreachable: {exc}") from exc
-        return Reservation(bool(int(granted)), float(wait))
+        return Reservation(bool(int(granted)), float(wait), token if int(granted) else "")
+
+    def release(self, limits: Sequence[Limit], reservation: Reservation) -> None:
+        keys = [self._key(limit) for limit in limits if limit.after_previous_send]
+        if keys and reservation.token:
+            # Unreachable Redis: the in-flight mark expires after IN_FLIGHT_HOLD_S on its own.
+            with suppress(redis.ConnectionError):
+                self._release(keys=keys, args=[reservation.token])
 
 
 @lru_cache(maxsize=8)

@@ -41,7 +41,11 @@ class TelegramChannel:
     def limits(self, recipient: str) -> list[Limit]:
         return [
             Limit.per_second("telegram", self.settings.telegram_rate_per_s),
-            Limit(f"telegram:chat:{recipient}", self.settings.telegram_chat_interval_s),
+            # Counted from the end of the previous send to the chat: however late a request reaches
+            # Telegram, two messages to one chat arrive at least the interval apart.
+            Limit(
+                f"telegram:chat:{recipient}", self.settings.telegram_chat_interval_s, after_previous_send=True
+            ),
         ]
 
     def send(self, recipient: str, message: RenderedMessage, *, delivery_id: int) -> None:
