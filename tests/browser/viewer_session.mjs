@@ -59,11 +59,18 @@ try {
       };
     }
   });
-  await page.exposeFunction("__arvState", (state) => report.states.push({ state, t: (Date.now() - started) / 1000 }));
+  await page.exposeFunction("__arvState", (state, videoPaused) =>
+    report.states.push({ state, t: (Date.now() - started) / 1000, videoPaused }),
+  );
   await page.addInitScript(() => {
     document.addEventListener("DOMContentLoaded", () => {
-      window.__arvState(document.body.dataset.state);
-      new MutationObserver(() => window.__arvState(document.body.dataset.state)).observe(document.body, {
+      // The content video's state at each change: it must play while tracking, and only then.
+      const report = () => {
+        const video = document.getElementById("arv-video");
+        window.__arvState(document.body.dataset.state, video ? video.paused : null);
+      };
+      report();
+      new MutationObserver(report).observe(document.body, {
         attributes: true,
         attributeFilter: ["data-state"],
       });

@@ -44,8 +44,11 @@ def _print_corners(t: float, width: int, height: int) -> np.ndarray:
     return (corners @ rotation.T + [cx, cy]).astype(np.float32)
 
 
-def printed_photo_frames(photo: bytes, *, seconds: float, seed: int = 3) -> list[np.ndarray]:
-    """RGB frames of `photo` (as a person sees it, EXIF applied) printed and held in front of the camera."""
+def printed_photo_frames(
+    photo: bytes, *, seconds: float, away_s: float = 0.0, seed: int = 3
+) -> list[np.ndarray]:
+    """RGB frames of `photo` (as a person sees it, EXIF applied) printed and held in front of the camera
+    for `seconds`, then `away_s` seconds of the table without it."""
     image = np.asarray(ImageOps.exif_transpose(Image.open(io.BytesIO(photo))).convert("RGB"))
     height, width = image.shape[:2]
     source = np.array([[0, 0], [width, 0], [width, height], [0, height]], dtype=np.float32)
@@ -65,6 +68,8 @@ def printed_photo_frames(photo: bytes, *, seconds: float, seed: int = 3) -> list
         )
         noise = rng.normal(0, 2.0, frame.shape)
         frames.append(np.clip(frame + noise, 0, 255).astype(np.uint8))
+    for _ in range(round(away_s * FPS)):
+        frames.append(np.clip(table + rng.normal(0, 2.0, table.shape), 0, 255).astype(np.uint8))
     return frames
 
 
@@ -78,9 +83,10 @@ def write_y4m(frames: list[np.ndarray], path: Path) -> Path:
     return path
 
 
-def camera_showing(photo: bytes, path: Path, *, seconds: float = 4.0) -> Path:
-    """A camera video of `photo` printed and held in perspective."""
-    return write_y4m(printed_photo_frames(photo, seconds=seconds), path)
+def camera_showing(photo: bytes, path: Path, *, seconds: float = 4.0, away_s: float = 0.0) -> Path:
+    """A camera video of `photo` printed and held in perspective (then taken away for `away_s`);
+    Chromium's fake camera loops it."""
+    return write_y4m(printed_photo_frames(photo, seconds=seconds, away_s=away_s), path)
 
 
 def playable_video(path: Path, *, seconds: float = 3.0, container: str = "webm") -> bytes:
