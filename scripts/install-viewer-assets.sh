@@ -4,6 +4,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/../src/arv/viewer"
 
+if ! command -v npm >/dev/null 2>&1; then
+  # The API runs without them; only the AR page needs them, and it says so when they are missing.
+  echo "warning: npm is not installed, so the AR viewer's browser libraries are not; install Node.js and npm," \
+       "then run 'make install' again" >&2
+  exit 0
+fi
+
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   # --ignore-scripts: only the prebuilt browser files are used; mind-ar's Node-only dependencies
   # (node-canvas) would otherwise try to build or download native code.
