@@ -208,18 +208,28 @@ class _TemplateStatistics:
     def _cross_sums(self, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
         """Sum over each template of pixel times the pixel (dx, dy) away, for all |dx|, |dy| <= 10.
 
-        Computed as a circular correlation by FFT over the 33 x 33 neighbourhood (no wrap-around reaches
-        the needed shifts); the true sums are integers far below 2**52, so rounding makes them exact.
+        One box filter of the image times its shifted self per offset; the sum at p for offset -d is
+        the sum at p - d for offset d, so half the offsets suffice. Every value is an integer below
+        2**24 (169 products of two grey levels), which float32 holds exactly.
         """
         h, m = TEMPLATE_HALF_SIZE, SIMILARITY_FAR_RADIUS
-        reach = h + m
-        side = 2 * reach + 1
-        padded = np.pad(self.grey.astype(np.float64), reach)
-        neighbourhoods = np.lib.stride_tricks.sliding_window_view(padded, (side, side))[ys, xs]
-        templates = neighbourhoods[:, m : m + 2 * h + 1, m : m + 2 * h + 1]
-        spectrum = np.fft.rfft2(neighbourhoods) * np.conj(np.fft.rfft2(templates, s=(side, side)))
-        correlation = np.fft.irfft2(spectrum, s=(side, side))
-        return np.rint(correlation[:, : 2 * m + 1, : 2 * m + 1])
+        size = 2 * h + 1
+        margin = m + h
+        image = np.pad(self.grey.astype(np.float32), margin)
+        height, width = image.shape
+        rows, cols = ys + margin, xs + margin
+        sums = np.empty((2 * m + 1, 2 * m + 1, ys.size), dtype=np.float32)
+        for dy in range(m + 1):
+            for dx in range(-m if dy else 0, m + 1):
+                # Products over the columns where both pixels exist; zero (the padding) elsewhere.
+                first, last = max(0, -dx), width - max(0, dx)
+                products = cv2.multiply(image[: height - dy, first:last], image[dy:, first + dx : last + dx])
+                windows = cv2.boxFilter(
+                    products, -1, (size, size), normalize=False, borderType=cv2.BORDER_CONSTANT
+                )
+                sums[m + dy, m + dx] = windows[rows, cols - first]
+                sums[m - dy, m - dx] = windows[rows - dy, cols - dx - first]
+        return sums.transpose(2, 0, 1).astype(np.float64)
 
 
 def extract_tracking_points(grey: np.ndarray) -> np.ndarray:
