@@ -75,7 +75,7 @@ def thumbnail_jpeg(image_data: bytes, *, max_px: int) -> bytes:
 def generate_thumbnail(session: Session, storage: Storage, job: Job, *, max_px: int) -> dict[str, Any]:
     """Make and store the thumbnail of the subject named by `job`; raises PreviewInputError."""
     model = THUMBNAIL_SUBJECTS[job.args["kind"]]
-    subject = session.get(model, job.args["id"])
+    subject: Portrait | ARContent | None = session.get(model, job.args["id"])  # type: ignore[assignment]
     if subject is None:
         return {"superseded": True}
     try:
@@ -87,8 +87,8 @@ def generate_thumbnail(session: Session, storage: Storage, job: Job, *, max_px: 
     key = f"thumbnails/{job.args['kind']}-{subject.id}.jpg"
     storage.put(key, thumbnail, "image/jpeg")
     session.execute(
-        update(model)
-        .where(model.id == subject.id)
+        update(type(subject))
+        .where(type(subject).id == subject.id)
         .values(thumbnail_key=key)
         .execution_options(synchronize_session=False)
     )

@@ -1,5 +1,7 @@
 """Previews: thumbnails of portraits and AR content images, poster frames of videos."""
 
+from typing import Any
+
 from fastapi import APIRouter, HTTPException, Response, status
 
 from arv.api.deps import CurrentPrincipal, SessionDep, StorageDep, get_owned
@@ -8,7 +10,7 @@ from arv.storage import ObjectNotFound, Storage
 
 router = APIRouter(tags=["previews"])
 
-JPEG = {200: {"content": {"image/jpeg": {}}}}
+JPEG: dict[int | str, dict[str, Any]] = {200: {"content": {"image/jpeg": {}}}}
 # A preview never changes under its key; a private cache may keep it.
 CACHE = {"Cache-Control": "private, max-age=3600"}
 
