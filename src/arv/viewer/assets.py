@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -39,6 +40,14 @@ def check_installed() -> None:
             f"the viewer's browser files are not installed ({', '.join(missing)}): run "
             "scripts/install-viewer-assets.sh (make install does)"
         )
+
+
+@lru_cache
+def vendor_modules() -> tuple[str, ...]:
+    """Every library module the page imports, relative to the static folder, so that the page can ask
+    for all of them at once instead of discovering MindAR's chunks one import at a time."""
+    vendor = STATIC_DIR / "vendor"
+    return tuple(sorted(p.relative_to(STATIC_DIR).as_posix() for p in vendor.rglob("*.js")))
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from arv.viewer.assets import assets_base, import_map
+from arv.viewer.assets import assets_base, import_map, vendor_modules
 from arv.viewer.messages import MESSAGES
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
@@ -43,10 +43,7 @@ def render_viewer(
     if state not in STATES:
         raise ValueError(f"unknown viewer state {state!r}")
     base = assets_base(cdn_base_url)
-    config = {
-        "contentUrl": f"/api/ar/{unique_id}",
-        "messages": MESSAGES[language],
-    }
+    config = {"contentUrl": f"/api/ar/{unique_id}"}
     return _environment().get_template("viewer.html").render(
         state=state,
         reason=reason,
@@ -56,4 +53,5 @@ def render_viewer(
         import_map=_script_json(import_map(base)),
         config=_script_json(config),
         runs_ar=state == "loading",
+        modules=vendor_modules() if state == "loading" else (),
     )

@@ -1,10 +1,9 @@
-// The AR page: asks the API for the content, finds the print with MindAR, plays the video on it.
+// The AR page: finds the print with MindAR and plays the content's video on it.
 // Its state is <body data-state>: loading, scanning, tracking, expired or error (data-reason says which).
 import * as THREE from "three";
 import { MindARThree } from "mindar-image-three";
 
 const body = document.body;
-const config = JSON.parse(document.getElementById("arv-config").textContent);
 const video = document.getElementById("arv-video");
 const soundButton = document.getElementById("arv-sound");
 
@@ -20,22 +19,6 @@ function show(state, reason) {
 function setMuted(muted) {
   video.muted = muted;
   body.dataset.muted = String(muted);
-}
-
-async function fetchContent() {
-  // no-store: rotation and expiry must take effect on the next load, never from a cached answer.
-  const response = await fetch(config.contentUrl, { cache: "no-store", headers: { Accept: "application/json" } });
-  const content = await response.json().catch(() => ({}));
-  return { status: response.status, content };
-}
-
-async function fetchMarker(url) {
-  // Downloaded here rather than by MindAR, whose loader never settles when the download fails.
-  const response = await fetch(url);
-  if (!response.ok) {
-    throw new Error(`the marker could not be downloaded (HTTP ${response.status})`);
-  }
-  return URL.createObjectURL(new Blob([await response.arrayBuffer()]));
 }
 
 // Fill the target plane with the video like CSS object-fit: cover, so a video of another shape is
@@ -78,7 +61,8 @@ async function main() {
     show("error", "unsupported");
     return;
   }
-  const { status, content } = await fetchContent();
+  // Started by prefetch.js while this module and its libraries were loading.
+  const { status, content, markerUrl } = await window.arvPrepared;
   if (status === 410 || content.state === "expired") {
     show("expired");
     return;
@@ -87,7 +71,6 @@ async function main() {
     show("error", errorReason(status, content));
     return;
   }
-  const markerUrl = await fetchMarker(content.marker_url);
   video.src = content.video_url;
   setMuted(true);
 
