@@ -11,7 +11,16 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select, text
 
-from arv.db.models import Company, Job, JobStatus, Notification, NotificationDelivery, Project, utcnow
+from arv.db.models import (
+    ARContent,
+    Company,
+    Job,
+    JobStatus,
+    Notification,
+    NotificationDelivery,
+    Project,
+    utcnow,
+)
 from arv.db.session import session_scope
 from arv.services.notify import outbox
 from arv.services.notify.outbox import DeliveryStatus, NotificationType
@@ -173,6 +182,7 @@ def test_a_channel_that_is_down_is_retried_until_it_delivers(
 
     with worker_pool(env, tmp_path) as pool:
         pool.start("notifications", concurrency=2)
+
         def mail_retried() -> bool:
             mail = deliveries()["late@lab.example"]
             return (
@@ -327,3 +337,43 @@ def test_notifications_written_set_based_are_fanned_out_once(channels: Channels)
     for job in jobs:
         run_job(job.id)
     assert len(channels.mail.messages) == 2 and len(channels.bot.received) == 1
+
+
+def test_a_marker_that_fails_for_good_notifies_the_company_once(channels: Channels) -> None:
+    from arv.services import markers
+    from arv.tasks.markers import generate_ar_content_marker_task
+
+    company, project = make_company("Blurry Prints", email="blurry@prints.example", chat=None, language="ru")
+    with session_scope() as session:
+        content = ARContent(
+            company_id=company,
+            project_id=project,
+            title="Свадьба",
+            image_key="images/blurry.png",
+            image_content_type="image/png",
+            image_width=640,
+            image_height=480,
+        )
+        session.add(content)
+        session.flush()
+        job = markers.request_compile(
+            session, content, task_name="generate_ar_content_marker_task", queue="markers"
+        )
+        job_id = job.id
+    reason = "the image has too little detail to be tracked"
+    for _ in range(2):  # the sweep may report the same final failure again
+        with session_scope() as session:
+            failed_job = session.get(Job, job_id)
+            assert failed_job is not None
+            generate_ar_content_marker_task.job_failed(session, failed_job, reason)
+
+    with session_scope() as session:
+        (notification,) = session.scalars(select(Notification))
+        assert notification.notification_type == NotificationType.MARKER_FAILED
+        assert notification.ar_content_id == content.id and notification.project_id == project
+        assert session.get(ARContent, content.id).marker_status == "failed"  # type: ignore[union-attr]
+    for queued in delivery_jobs():
+        run_job(queued.id)
+    (mail,) = channels.mail.messages_to("blurry@prints.example")
+    assert mail["Subject"] == "Не удалось создать AR-маркер для «Свадьба»"
+    assert reason in mail.get_body(("plain",)).get_content()
