@@ -45,9 +45,10 @@ def test_the_page_tracks_the_print_and_plays_the_video_and_never_tracks_without_
     photo = target_photo()
     with worker_pool(arv_env, tmp_path) as pool:
         pool.start("markers,default", concurrency=1)
-        # Long enough not to loop during the test: its position counts the time it played.
-        clip = playable_video(tmp_path / "clip.webm", seconds=30.0)
-        created = create_content(api, tenant, photo, clip)
+        # H.264 in MP4, as phones record; long enough not to loop during the test, so that its
+        # position counts the time it played.
+        clip = playable_video(tmp_path / "clip.mp4", seconds=30.0, container="mp4")
+        created = create_content(api, tenant, photo, clip, video_type="video/mp4")
         content = wait_for_marker(api, f"/api/ar-content/{created['id']}", tenant.headers)
     assert content["marker_status"] == "ready", content["marker_error"]
     # The print is in view for 4 s, then away for 2 s, and back when the fake camera loops the file.
