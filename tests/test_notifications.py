@@ -23,9 +23,10 @@ from arv.db.models import (
 )
 from arv.db.session import session_scope
 from arv.services.notify import outbox
+from arv.services.notify.errors import ChannelUnavailable
 from arv.services.notify.outbox import DeliveryStatus, NotificationType
 from tests.conftest import apply_env
-from tests.support.mail_server import MailServer, smtp_server
+from tests.support.mail_server import MailServer, self_signed_certificate, smtp_server
 from tests.support.platform import wait_until, worker_pool
 from tests.support.servers import free_port
 from tests.support.telegram_server import (
@@ -377,3 +378,32 @@ def test_a_marker_that_fails_for_good_notifies_the_company_once(channels: Channe
     (mail,) = channels.mail.messages_to("blurry@prints.example")
     assert mail["Subject"] == "Не удалось создать AR-маркер для «Свадьба»"
     assert reason in mail.get_body(("plain",)).get_content()
+
+
+@pytest.mark.parametrize("tls", ["starttls", "ssl"])
+def test_email_goes_over_tls_with_a_login_when_the_server_asks(tls: str, tmp_path: Path) -> None:
+    from arv.config import Settings
+    from arv.services.notify.email import EmailChannel
+    from arv.services.notify.messages import RenderedMessage
+
+    certificate = self_signed_certificate(tmp_path)
+    with smtp_server(tls=tls, certificate=certificate, login=SMTP_LOGIN) as mail:
+        settings = Settings(
+            smtp_host=mail.host,
+            smtp_port=mail.port,
+            smtp_starttls=tls == "starttls",
+            smtp_ssl=tls == "ssl",
+            smtp_username=SMTP_LOGIN[0],
+            smtp_password=SMTP_LOGIN[1],
+            smtp_ca_file=str(certificate[0]),
+        )
+        message = RenderedMessage("Над принтом", "Текст", "<p>Текст</p>")
+        EmailChannel(settings).send("secure@tls.example", message, delivery_id=42)
+        (received,) = mail.messages_to("secure@tls.example")
+        assert received["Subject"] == "Над принтом" and received["X-ARV-Delivery"] == "42"
+        assert mail.logins == [SMTP_LOGIN[0]]
+        # A certificate the client does not trust is never sent a password.
+        untrusted = settings.model_copy(update={"smtp_ca_file": None})
+        with pytest.raises(ChannelUnavailable, match="certificate"):
+            EmailChannel(untrusted).send("secure@tls.example", message, delivery_id=43)
+        assert len(mail.messages) == 1

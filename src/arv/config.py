@@ -84,6 +84,8 @@ class Settings(BaseSettings):
     smtp_ssl: bool = False
     smtp_rate_per_s: float = 10.0
     smtp_timeout_s: float = 20.0
+    # A CA bundle to trust for the mail server's certificate (a private CA); the system's otherwise.
+    smtp_ca_file: str | None = None
 
     telegram_bot_token: str | None = None
     telegram_api_url: str = "https://api.telegram.org"

@@ -76,14 +76,12 @@ class EmailChannel:
         host, port, timeout = settings.smtp_host or "", settings.smtp_port, settings.smtp_timeout_s
         try:
             if settings.smtp_ssl:
-                smtp: smtplib.SMTP = smtplib.SMTP_SSL(
-                    host, port, timeout=timeout, context=ssl.create_default_context()
-                )
+                smtp: smtplib.SMTP = smtplib.SMTP_SSL(host, port, timeout=timeout, context=self._tls())
             else:
                 smtp = smtplib.SMTP(host, port, timeout=timeout)
             smtp.ehlo()
             if settings.smtp_starttls:
-                smtp.starttls(context=ssl.create_default_context())
+                smtp.starttls(context=self._tls())
                 smtp.ehlo()
             if settings.smtp_username:
                 smtp.login(settings.smtp_username, settings.smtp_password or "")
@@ -95,6 +93,9 @@ class EmailChannel:
         except (OSError, smtplib.SMTPException) as exc:
             raise ChannelUnavailable(f"cannot reach the mail server {host}:{port}: {exc}") from exc
         return smtp
+
+    def _tls(self) -> ssl.SSLContext:
+        return ssl.create_default_context(cafile=self.settings.smtp_ca_file or None)
 
     def _envelope(self, smtp: smtplib.SMTP, sender: str, recipient: str) -> None:
         try:
