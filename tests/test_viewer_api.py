@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import httpx
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import update
 
@@ -149,3 +151,28 @@ def test_a_cdn_base_url_moves_the_page_files(api: TestClient, tenant: Tenant, mo
     page = api.get(f"/ar/{created['unique_id']}").text
     assert 'src="https://cdn.example.com/arv/viewer.js"' in page
     assert "https://cdn.example.com/arv/vendor/mind-ar/mindar-image-three.prod.js" in page
+
+
+def test_the_next_load_plays_the_video_made_active_since(api: TestClient, tenant: Tenant) -> None:
+    created = _ready_content(api, tenant)
+    first = api.get(f"/api/ar/{created['unique_id']}").json()
+    second = api.post(
+        f"/api/ar-content/{created['id']}/videos",
+        files={"video": ("second.mp4", mp4_bytes(8192), "video/mp4")},
+        headers=tenant.headers,
+    ).json()
+    with session_scope() as session:
+        session.execute(update(ARContent).values(active_video_id=second["id"]))
+    after = api.get(f"/api/ar/{created['unique_id']}").json()
+    assert after["video_url"] != first["video_url"]
+    assert api.get(after["video_url"]).content == mp4_bytes(8192)
+
+
+@pytest.mark.production_stack
+@pytest.mark.parametrize("db_backend", ["postgresql"])
+def test_on_object_storage_the_page_gets_links_it_can_download(api: TestClient, tenant: Tenant) -> None:
+    created = _ready_content(api, tenant)
+    body = api.get(f"/api/ar/{created['unique_id']}").json()
+    assert body["marker_url"].startswith("http") and "testserver" not in body["marker_url"]
+    assert httpx.get(body["marker_url"], timeout=30).content == REFERENCE_MIND.read_bytes()
+    assert httpx.get(body["video_url"], timeout=30).content == mp4_bytes()
