@@ -54,7 +54,7 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, str]:
 
 def test_reservations_from_many_processes_keep_the_spacing(backend: tuple[str, str]) -> None:
     kind, where = backend
-    context = multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("fork")
     start = context.Event()
     workers = [
         context.Process(target=reserve_many, args=(kind, where, "shared", start)) for _ in range(PROCESSES)
