@@ -32,7 +32,7 @@ PHOTOS = {"1536 x 1536": ("astronaut.png", (1536, 1536)), "12 MP": ("coffee.png"
 
 
 def photo(name: str, size: tuple[int, int], format: str) -> bytes:
-    picture = Image.open(SAMPLE_PHOTOS / name).convert("RGB").resize(size, Image.LANCZOS)
+    picture = Image.open(SAMPLE_PHOTOS / name).convert("RGB").resize(size, Image.Resampling.LANCZOS)
     pixels = np.asarray(picture).astype(np.float32)
     pixels += np.random.default_rng(0).normal(0, 3.0, size=pixels.shape).astype(np.float32)
     buffer = io.BytesIO()
@@ -40,12 +40,14 @@ def photo(name: str, size: tuple[int, int], format: str) -> bytes:
     return buffer.getvalue()
 
 
-def median_ms(action: Callable[[], object], runs: int) -> float:
+def median_ms(
+    action: Callable[[], object], runs: int, clock: Callable[[], float] = time.perf_counter
+) -> float:
     times = []
     for _ in range(runs):
-        start = time.perf_counter()
+        start = clock()
         action()
-        times.append(time.perf_counter() - start)
+        times.append(clock() - start)
     return statistics.median(times) * 1000
 
 
@@ -53,11 +55,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
     runs = parser.parse_args().runs
-    print(f"median of {runs} runs, ms; working side {DEFAULT_WORKING_SIDE} px")
-    print(
-        f"{'photo':22} {'load':>6} {'reduce':>6} {'match':>6} {'track':>6} {'encode':>6} "
-        f"{'ours*':>6} {'whole':>6}"
-    )
+    print(f"median of {runs} runs, ms, wall time / CPU time (CPU is steadier on a busy machine)")
+    print(f"working side {DEFAULT_WORKING_SIDE} px")
+    columns = ("load", "reduce", "match", "track", "encode", "ours*", "whole")
+    print(f"{'photo':17} " + " ".join(f"{column:>11}" for column in columns))
     for label, (name, size) in PHOTOS.items():
         for format in ("JPEG", "PNG"):
             data = photo(name, size, format)
@@ -70,15 +71,23 @@ def main() -> None:
                 "trackingData": [level.to_mind() for level in levels],
                 "matchingData": keyframes,
             }
-            load = median_ms(lambda: load_grey_image(data, working_side=DEFAULT_WORKING_SIDE), runs)  # noqa: B023
-            reduce = median_ms(lambda: working_resolution(grey, DEFAULT_WORKING_SIDE), runs)  # noqa: B023
-            match = median_ms(lambda: build_matching_keyframes(target), runs)  # noqa: B023
-            track = median_ms(lambda: build_tracking_levels(target), runs)  # noqa: B023
-            encode = median_ms(lambda: encode_mind([mind]), runs)  # noqa: B023
-            whole = median_ms(lambda: compile_targets([data]), runs)  # noqa: B023
-            ours = load + reduce + track + encode
-            stages = (load, reduce, match, track, encode, ours, whole)
-            print(f"{label + ' ' + format:22} " + " ".join(f"{ms:6.0f}" for ms in stages))
+            stages: dict[str, Callable[[], object]] = {
+                "load": lambda: load_grey_image(data, working_side=DEFAULT_WORKING_SIDE),  # noqa: B023
+                "reduce": lambda: working_resolution(grey, DEFAULT_WORKING_SIDE),  # noqa: B023
+                "match": lambda: build_matching_keyframes(target),  # noqa: B023
+                "track": lambda: build_tracking_levels(target),  # noqa: B023
+                "encode": lambda: encode_mind([mind]),  # noqa: B023
+                "whole": lambda: compile_targets([data]),  # noqa: B023
+            }
+            cells: list[tuple[float, float]] = []
+            for column in columns:
+                if column == "ours*":
+                    parts = [cells[columns.index(stage)] for stage in ("load", "reduce", "track", "encode")]
+                    cells.append((sum(wall for wall, _ in parts), sum(cpu for _, cpu in parts)))
+                    continue
+                action = stages[column]
+                cells.append((median_ms(action, runs), median_ms(action, runs, time.process_time)))
+            print(f"{label + ' ' + format:17} " + " ".join(f"{wall:5.0f}/{cpu:5.0f}" for wall, cpu in cells))
     print("* ours: everything but the matching data (loading, reduction, tracking, encoding)")
 
 

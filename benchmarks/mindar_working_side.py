@@ -64,7 +64,7 @@ def twelve_megapixel_photo(picture: np.ndarray, seed: int) -> bytes:
     height, width = picture.shape[:2]
     factor = (PHOTO_PIXELS / (width * height)) ** 0.5
     size = (round(width * factor), round(height * factor))
-    enlarged = np.asarray(Image.fromarray(picture).resize(size, Image.LANCZOS)).astype(np.float32)
+    enlarged = np.asarray(Image.fromarray(picture).resize(size, Image.Resampling.LANCZOS)).astype(np.float32)
     enlarged += np.random.default_rng(seed).normal(0, 3.0, size=enlarged.shape).astype(np.float32)
     buffer = io.BytesIO()
     Image.fromarray(np.clip(enlarged, 0, 255).astype(np.uint8)).save(buffer, "JPEG", quality=90)
@@ -107,7 +107,7 @@ def main() -> None:
             found = next(results)
             own, empty = found[: len(views[name])], found[len(views[name]) :]
             for view, detection in zip(views[name], own, strict=True):
-                if detection is not None:
+                if detection is not None and view.target_corners is not None:
                     if corners_within(detection.corners, view.target_corners):
                         located += 1
                     else:

@@ -31,7 +31,7 @@ def run_arv(*args: str | Path) -> subprocess.CompletedProcess[str]:
 def _picture(path: Path, *, seed: int, size: tuple[int, int] = (320, 240)) -> Path:
     rng = np.random.default_rng(seed)
     cells = rng.integers(0, 256, size=(size[1] // 8, size[0] // 8, 3), dtype=np.uint8)
-    Image.fromarray(cells).resize(size, Image.BICUBIC).save(path)
+    Image.fromarray(cells).resize(size, Image.Resampling.BICUBIC).save(path)
     return path
 
 

@@ -28,7 +28,7 @@ def photo_like(height: int, width: int, *, seed: int = 0, blob: int = 8) -> np.n
     """A colourful picture with detail everywhere: random blobs of colour (``blob`` px), smoothly enlarged."""
     rng = np.random.default_rng(seed)
     cells = rng.integers(0, 256, size=(max(height // blob, 2), max(width // blob, 2), 3), dtype=np.uint8)
-    return np.asarray(Image.fromarray(cells).resize((width, height), Image.BICUBIC))
+    return np.asarray(Image.fromarray(cells).resize((width, height), Image.Resampling.BICUBIC))
 
 
 def _jpeg(pixels: np.ndarray, **options: object) -> bytes:

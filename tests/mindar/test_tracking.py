@@ -121,7 +121,7 @@ def test_faint_noise_gives_no_tracking_points() -> None:
 def test_tracking_points_keep_a_tenth_of_the_shortest_side_apart() -> None:
     rng = np.random.default_rng(2)
     texture = rng.integers(0, 256, size=(64, 64), dtype=np.uint8)
-    grey = np.array(Image.fromarray(texture).resize((512, 512), Image.BILINEAR))
+    grey = np.array(Image.fromarray(texture).resize((512, 512), Image.Resampling.BILINEAR))
 
     for level in build_tracking_levels(grey):
         points = level.points

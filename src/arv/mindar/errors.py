@@ -1,5 +1,12 @@
 """The exceptions the MindAR compiler raises, one type per reason an input is refused."""
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from arv.mindar.compiler import TargetReport
+
 
 class MindARError(Exception):
     """Base of every error the compiler raises on purpose."""
@@ -49,7 +56,7 @@ class TargetUntrackableError(MindARInputError):
         report: the quality report of the refused image, which says what was found.
     """
 
-    def __init__(self, message: str, *, source: str | None = None, report: object = None) -> None:
+    def __init__(self, message: str, *, report: TargetReport, source: str | None = None) -> None:
         super().__init__(message, source=source)
         self.report = report
 
