@@ -111,7 +111,7 @@ def fan_out_notifications(session: Session, *, batch: int = FAN_OUT_BATCH) -> in
     deliveries were created. Safe to run concurrently and repeatedly (row locks, unique keys)."""
     created = 0
     while True:
-        query: Select[tuple[int]] = (
+        query: Select[int] = (
             select(Notification.id)
             .where(Notification.fanned_out_at.is_(None))
             .order_by(Notification.id)
@@ -217,7 +217,7 @@ def notify_marker_failed(
 
     Runs in a savepoint: a notification that cannot be written must not undo the failure it reports.
     """
-    is_content = isinstance(subject, ARContent)
+    content = subject if isinstance(subject, ARContent) else None
     try:
         with session.begin_nested():
             create_notification(
@@ -225,9 +225,9 @@ def notify_marker_failed(
                 company_id=subject.company_id,
                 notification_type=NotificationType.MARKER_FAILED,
                 dedupe_key=f"marker_failed:{job_id}",
-                project_id=subject.project_id if is_content else None,
-                ar_content_id=subject.id if is_content else None,
-                payload={"reason": reason, **({} if is_content else {"portrait_id": subject.id})},
+                project_id=content.project_id if content is not None else None,
+                ar_content_id=content.id if content is not None else None,
+                payload={"reason": reason, **({} if content is not None else {"portrait_id": subject.id})},
             )
     except Exception as exc:  # noqa: BLE001 - logged; the marker's own failure record stands
         log.warning("notification.marker_failed_not_written", job_id=job_id, error=str(exc))

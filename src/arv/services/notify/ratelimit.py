@@ -270,7 +270,7 @@ class RedisRateLimiter:
 
     def reserve(self, limits: Sequence[Limit], *, max_wait_s: float) -> Reservation:
         token = uuid.uuid4().hex
-        args: list[object] = [max_wait_s, token, IN_FLIGHT_HOLD_S]
+        args: list[str | float] = [max_wait_s, token, IN_FLIGHT_HOLD_S]
         for limit in limits:
             args += [limit.spacing_s, 1 if limit.after_previous_send else 0]
         try:
