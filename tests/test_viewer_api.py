@@ -176,3 +176,16 @@ def test_on_object_storage_the_page_gets_links_it_can_download(api: TestClient, 
     assert body["marker_url"].startswith("http") and "testserver" not in body["marker_url"]
     assert httpx.get(body["marker_url"], timeout=30).content == REFERENCE_MIND.read_bytes()
     assert httpx.get(body["video_url"], timeout=30).content == mp4_bytes()
+
+
+def test_without_its_libraries_installed_the_page_says_it_cannot_start(
+    api: TestClient, tenant: Tenant, monkeypatch: pytest.MonkeyPatch, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    from arv.viewer import assets
+
+    created = _ready_content(api, tenant)
+    monkeypatch.setattr(assets, "STATIC_DIR", tmp_path)
+    page = api.get(f"/ar/{created['unique_id']}")
+    assert page.status_code == 503
+    assert 'data-state="error"' in page.text and 'data-reason="failed"' in page.text
+    assert "<script" not in page.text
