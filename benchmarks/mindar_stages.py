@@ -22,7 +22,7 @@ from PIL import Image
 
 from arv.mindar import compile_targets
 from arv.mindar.compiler import DEFAULT_WORKING_SIDE, working_resolution
-from arv.mindar.images import load_grey_image
+from arv.mindar.images import load_target_image
 from arv.mindar.matching import build_matching_keyframes
 from arv.mindar.mindfile import encode_mind
 from arv.mindar.tracking import build_tracking_levels
@@ -62,7 +62,7 @@ def main() -> None:
     for label, (name, size) in PHOTOS.items():
         for format in ("JPEG", "PNG"):
             data = photo(name, size, format)
-            grey = load_grey_image(data, working_side=DEFAULT_WORKING_SIDE)
+            grey = load_target_image(data, working_side=DEFAULT_WORKING_SIDE).grey
             target = working_resolution(grey, DEFAULT_WORKING_SIDE)
             keyframes = build_matching_keyframes(target)
             levels = build_tracking_levels(target)
@@ -72,7 +72,7 @@ def main() -> None:
                 "matchingData": keyframes,
             }
             stages: dict[str, Callable[[], object]] = {
-                "load": lambda: load_grey_image(data, working_side=DEFAULT_WORKING_SIDE),  # noqa: B023
+                "load": lambda: load_target_image(data, working_side=DEFAULT_WORKING_SIDE),  # noqa: B023
                 "reduce": lambda: working_resolution(grey, DEFAULT_WORKING_SIDE),  # noqa: B023
                 "match": lambda: build_matching_keyframes(target),  # noqa: B023
                 "track": lambda: build_tracking_levels(target),  # noqa: B023

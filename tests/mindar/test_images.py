@@ -18,7 +18,7 @@ from arv.mindar.errors import (
     TruncatedImageError,
     UnsupportedImageFormatError,
 )
-from arv.mindar.images import grey_from_rgb, load_grey_image
+from arv.mindar.images import grey_from_rgb, load_grey_image, load_target_image
 
 # MindAR's reference images and .mind files live beside the repository, in shared/fixtures/mindar.
 FIXTURES = Path(
@@ -156,9 +156,21 @@ def test_arrays_are_accepted_as_grey_rgb_rgba_and_sixteen_bit() -> None:
 def test_large_jpeg_may_be_decoded_at_a_reduced_scale_that_keeps_the_working_side() -> None:
     data = _encoded(Image.fromarray(_marked_rgb(2400, 1600)), "JPEG")
 
-    grey = load_grey_image(data, working_side=700)
+    loaded = load_target_image(data, working_side=700)
 
-    assert grey.shape == (800, 1200)  # decoded at half scale: still at least 700 px on the short side
+    assert loaded.grey.shape == (800, 1200)  # decoded at half scale: still at least 700 px on the short side
+    assert (loaded.width, loaded.height) == (2400, 1600)  # the picture's own size
+
+
+def test_full_size_of_a_reduced_jpeg_is_reported_upright() -> None:
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    data = _encoded(Image.fromarray(_marked_rgb(2400, 1600)), "JPEG", exif=exif.tobytes())
+
+    loaded = load_target_image(data, working_side=700)
+
+    assert loaded.grey.shape == (1200, 800)
+    assert (loaded.width, loaded.height) == (1600, 2400)
 
 
 @pytest.mark.parametrize(

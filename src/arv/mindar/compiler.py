@@ -13,7 +13,7 @@ from arv.mindar.images import (
     DEFAULT_MAX_PIXELS,
     MIN_SHORTEST_SIDE,
     ImageSource,
-    load_grey_image,
+    load_target_image,
     source_label,
 )
 from arv.mindar.matching import build_matching_keyframes
@@ -76,7 +76,7 @@ class TargetReport:
     Parameters:
         source: the input's name (file name, or ``image N``).
         width, height: the target's size as compiled (the working resolution), in pixels.
-        image_width, image_height: the image's size as loaded (orientation applied).
+        image_width, image_height: the image's full size as shown (orientation applied).
         keyframes: feature points per keyframe, full size first.
         tracking_levels: tracking points per level (256 and 128 px).
         verdict: ``good``, ``weak: <what is weak>`` or ``unusable``.
@@ -297,13 +297,13 @@ def compile_targets(
     for index, (image, label) in enumerate(zip(images, names, strict=True)):
         step = index * steps_per_image
         report_progress(step / total_steps, f"loading {label}")
-        grey = load_grey_image(image, max_pixels=max_pixels, working_side=working_side, label=label)
-        target = working_resolution(grey, working_side)
+        loaded = load_target_image(image, max_pixels=max_pixels, working_side=working_side, label=label)
+        target = working_resolution(loaded.grey, working_side)
         report_progress((step + 1) / total_steps, f"finding feature points in {label}")
         keyframes = build_matching_keyframes(target)
         report_progress((step + 2) / total_steps, f"finding tracking points in {label}")
         tracking_levels = build_tracking_levels(target)
-        report = _report(label, grey.shape, target, keyframes, tracking_levels)
+        report = _report(label, (loaded.height, loaded.width), target, keyframes, tracking_levels)
         if not report.usable:
             raise TargetUntrackableError(
                 "the image is unusable as a target: " + "; ".join(report.problems),

@@ -9,6 +9,7 @@ import re
 import struct
 import warnings
 import zlib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
@@ -35,6 +36,9 @@ MIN_SHORTEST_SIDE = 128
 SUPPORTED_FORMATS = frozenset({"JPEG", "MPO", "PNG", "WEBP", "GIF", "BMP", "TIFF", "AVIF"})
 # What a transparent area looks like once printed: the paper, white.
 PAPER_WHITE = 255
+# The EXIF tag saying how the stored pixels are turned for display; values 5 to 8 turn by 90 degrees.
+_EXIF_ORIENTATION = 0x0112
+_QUARTER_TURN_ORIENTATIONS = frozenset({5, 6, 7, 8})
 # Errors Pillow and its decoders raise on data that ends early or is corrupt.
 _DAMAGED_DATA_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error, zlib.error, IndexError)
 
@@ -215,14 +219,28 @@ def _grey_from_array(array: np.ndarray, *, max_pixels: int, label: str) -> np.nd
     return grey_from_rgb(array)
 
 
+@dataclass(frozen=True)
+class LoadedImage:
+    """An image loaded for compiling.
+
+    Parameters:
+        grey: MindAR's grey pixels, 2-D uint8, orientation applied; a JPEG larger than the working
+            side may have been decoded at a reduced scale.
+        width, height: the picture's full size as shown (orientation applied), in pixels.
+    """
+
+    grey: np.ndarray
+    width: int
+    height: int
+
+
 def load_grey_image(
     source: ImageSource,
     *,
     max_pixels: int = DEFAULT_MAX_PIXELS,
-    working_side: int | None = None,
     label: str = "image",
 ) -> np.ndarray:
-    """Load an image as a person sees it and return MindAR's grey pixels.
+    """Load an image as a person sees it and return MindAR's grey pixels at full size.
 
     The EXIF orientation is applied (the target looks like the photo as shown), transparency is
     flattened onto white paper, CMYK, 16-bit, grey, palette and WebP images are converted, and grey is
@@ -231,16 +249,32 @@ def load_grey_image(
     Parameters:
         source: a path, the file's bytes, or a uint8/uint16 array (H, W), (H, W, 3) or (H, W, 4).
         max_pixels: refuse images whose header claims more pixels than this, before decoding.
-        working_side: if given, a JPEG may be decoded at a reduced scale (1/2, 1/4, 1/8) as long as
-            its shortest side stays at least this many pixels; the caller resizes the rest of the way.
         label: the name used in error messages.
 
     Raises:
         NotAnImageError, UnsupportedImageFormatError, ImageTooLargeError, TruncatedImageError,
         ImageTooSmallError: the image is refused; the message says why in one sentence.
     """
+    return load_target_image(source, max_pixels=max_pixels, label=label).grey
+
+
+def load_target_image(
+    source: ImageSource,
+    *,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    working_side: int | None = None,
+    label: str = "image",
+) -> LoadedImage:
+    """Load an image as ``load_grey_image`` does, allowing a reduced-scale decode, with its full size.
+
+    Parameters:
+        working_side: if given, a JPEG may be decoded at a reduced scale (1/2, 1/4, 1/8) as long as
+            its shortest side stays at least this many pixels; the caller resizes the rest of the way.
+        (the others as for ``load_grey_image``)
+    """
     if isinstance(source, np.ndarray):
-        return _grey_from_array(source, max_pixels=max_pixels, label=label)
+        grey = _grey_from_array(source, max_pixels=max_pixels, label=label)
+        return LoadedImage(grey, width=grey.shape[1], height=grey.shape[0])
     if not isinstance(source, (str, os.PathLike, bytes, bytearray, memoryview)):
         raise NotAnImageError(
             f"expected a path, bytes or a numpy array, not {type(source).__name__}", source=label
@@ -257,9 +291,12 @@ def load_grey_image(
         except _DAMAGED_DATA_ERRORS as error:
             raise TruncatedImageError(f"the file is truncated or damaged ({error})", source=label) from error
         try:
-            image = ImageOps.exif_transpose(image)
+            turned = image.getexif().get(_EXIF_ORIENTATION, 1) in _QUARTER_TURN_ORIENTATIONS
+            shown = ImageOps.exif_transpose(image)
         except (*_DAMAGED_DATA_ERRORS, KeyError, TypeError):
-            pass  # unreadable EXIF: show the pixels as stored, like most viewers do
-        return _grey_from_pillow(image)
+            turned, shown = False, image  # unreadable EXIF: show the pixels as stored, like most viewers
+        if turned:
+            width, height = height, width
+        return LoadedImage(_grey_from_pillow(shown), width=width, height=height)
     finally:
         _close(handle)
