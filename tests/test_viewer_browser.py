@@ -57,7 +57,9 @@ def test_the_page_tracks_the_print_and_plays_the_video_and_never_tracks_without_
 
     with api_server(arv_env, tmp_path) as base:
         page = f"{base}/ar/{created['unique_id']}"
-        seen = open_viewer(page, camera=print_in_view, until=["tracking", "error"], timeout_s=40, hold_s=8)
+        seen = open_viewer(
+            page, camera=print_in_view, until=["tracking", "error"], timeout_s=40, hold_s=8, tap=True
+        )
         states = [s["state"] for s in seen["states"]]
         assert states[:3] == ["loading", "scanning", "tracking"], seen
         # Lost when the print went away, found again when it came back; playing only while tracking.
@@ -67,7 +69,8 @@ def test_the_page_tracks_the_print_and_plays_the_video_and_never_tracks_without_
         if seen["finalState"] == "tracking":
             video = seen["video"]
             assert not video["paused"] and video["currentTime"] > 0.3 and video["readyState"] >= 2, video
-        assert seen["video"]["muted"], "sound must wait for a tap"
+        assert seen["mutedBeforeTap"] is True, "sound must wait for a tap"
+        assert seen["video"]["muted"] is False, "a tap turns the sound on"
         assert seen["cameraRequests"] == 1
 
         unseen = open_viewer(page, camera=other_picture, until=["tracking", "error"], timeout_s=12)

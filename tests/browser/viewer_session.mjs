@@ -1,9 +1,10 @@
 // Opens ARV's AR page in Debian's headless Chromium with a fake camera and reports what happened, as JSON.
 //
 // Usage: node viewer_session.mjs '{"url": ..., "camera": "feed.y4m" | null, "until": ["tracking"],
-//                                  "timeoutS": 30, "holdS": 1.5, "grantCamera": true}'
-// Watches <body data-state> until it reaches one of `until` (or `timeoutS` passes), then for `holdS`
-// seconds more, and prints {states, finalState, cameraRequests, video, bytesBeforeCamera, marks, errors}.
+//                                  "timeoutS": 30, "holdS": 1.5, "grantCamera": true, "tap": false}'
+// Watches <body data-state> until it reaches one of `until` (or `timeoutS` passes), taps the screen
+// if `tap`, watches `holdS` seconds more, and prints {states, finalState, cameraRequests, video,
+// mutedBeforeTap, bytesBeforeCamera, marks, errors}.
 import { chromium } from "playwright-core";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -87,6 +88,10 @@ try {
     });
   } catch {
     report.timedOut = true;
+  }
+  if (options.tap) {
+    report.mutedBeforeTap = await page.evaluate(() => document.getElementById("arv-video")?.muted ?? null);
+    await page.mouse.click(240, 320);
   }
   await page.waitForTimeout((options.holdS ?? 0) * 1000);
   Object.assign(
