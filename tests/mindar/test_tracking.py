@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from importlib.resources import files
 from pathlib import Path
 
 import msgpack
@@ -11,7 +12,9 @@ import pytest
 from PIL import Image
 
 from arv.mindar.images import grey_from_rgb
+from arv.mindar.mindfile import decode_mind
 from arv.mindar.tracking import build_tracking_levels, extract_tracking_points, resize_box_average
+from tests.support.mindar_client import compile_with_mindar, picture_as_seen
 
 FIXTURES = Path(
     os.environ.get("ARV_TEST_MINDAR_FIXTURES", Path(__file__).resolve().parents[3] / "shared/fixtures/mindar")
@@ -130,3 +133,13 @@ def test_tracking_points_keep_a_tenth_of_the_shortest_side_apart() -> None:
         distances = np.abs(points[:, None, :] - points[None, :, :]).max(axis=2)
         np.fill_diagonal(distances, gap + 1)
         assert distances.min() > gap
+
+
+@pytest.mark.node
+def test_tracking_levels_of_a_photo_equal_those_of_mindars_own_compiler_run_now() -> None:
+    rgb = picture_as_seen(Path(str(files("skimage") / "data" / "chelsea.png")))
+    (reference,) = decode_mind(compile_with_mindar([rgb]).data)
+
+    levels = [level.to_mind() for level in build_tracking_levels(grey_from_rgb(rgb))]
+
+    assert levels == reference["trackingData"]
