@@ -96,3 +96,13 @@ def test_a_slot_beyond_the_longest_wait_is_not_reserved(backend: tuple[str, str]
     assert not refused.granted and 0.5 < refused.wait_s <= 1.0
     # Nothing was reserved by the refusal: the next slot is still one spacing after the first.
     assert 0.5 < limiter.reserve([smtp], max_wait_s=2).wait_s <= refused.wait_s
+
+
+def test_sends_in_flight_are_capped_until_released(backend: tuple[str, str]) -> None:
+    limiter = make_limiter(*backend)
+    bot = Limit("bot", 0.001, max_in_flight=3)
+    flying = [limiter.reserve([bot], max_wait_s=1) for _ in range(3)]
+    assert all(r.granted for r in flying)
+    assert not limiter.reserve([bot], max_wait_s=1).granted
+    limiter.release([bot], flying[0])
+    assert limiter.reserve([bot], max_wait_s=1).granted

@@ -93,6 +93,8 @@ class Settings(BaseSettings):
     # both with room for network jitter.
     telegram_rate_per_s: float = 25.0
     telegram_chat_interval_s: float = 1.1
+    # Sends on their way to Telegram at once; with the rate above, at most 25 + 4 arrive in any second.
+    telegram_max_in_flight: int = 4
     telegram_timeout_s: float = 15.0
     # A delivery waits in its worker for a rate-limit slot at most this long; later slots send the job
     # back to the queue instead, so a busy chat does not hold worker threads.

@@ -6,10 +6,12 @@ reserves one instant that keeps every one of them: the earliest moment from now 
 reservation under any of its keys lies closer than that key's spacing. Reservations fill gaps, so a
 busy chat does not hold back the slots other chats could use.
 
-A limit may count its spacing from the end of the previous send instead of its start
-(`after_previous_send`): then a key has at most one send in flight, and the next may start only
-`spacing` after the previous one was released. Network and scheduling delays between a slot and the
-request reaching the server cannot then squeeze two messages to one chat closer than the spacing.
+A slot is only when a send may start; it reaches the server a little later, and on a busy machine
+some sends much later than others, which could bunch them up at the server. Two options bound what
+the server sees whatever those delays: `max_in_flight` caps the sends of a key between their slot and
+their release (so at most that many late ones can pile onto the regular flow), and
+`after_previous_send` allows one in flight and counts the spacing from its release, not its slot
+(so two messages to one chat arrive at least the spacing apart).
 
 Both backends run the same algorithm atomically: a Lua script inside Redis (its clock is the one all
 machines share), or the JSON state file under an exclusive `flock` on the embedded default (one
@@ -43,12 +45,17 @@ _IN_FLIGHT = "o:"  # member prefix of a reservation whose send has not been rele
 
 @dataclass(frozen=True)
 class Limit:
-    """At most one send per `spacing_s` seconds under `key`; with `after_previous_send`, counted from
-    the release of the previous send rather than from its slot."""
+    """At most one send per `spacing_s` seconds under `key`, and at most `max_in_flight` sent but not
+    yet released; with `after_previous_send`, one in flight and the spacing counted from its release."""
 
     key: str
     spacing_s: float
     after_previous_send: bool = False
+    max_in_flight: int | None = None
+
+    @property
+    def in_flight_cap(self) -> int | None:
+        return 1 if self.after_previous_send else self.max_in_flight
 
     @classmethod
     def per_second(cls, key: str, rate_per_s: float) -> Limit:
@@ -71,7 +78,7 @@ class RateLimiter(Protocol):
         ...
 
     def release(self, limits: Sequence[Limit], reservation: Reservation) -> None:
-        """Say that the send of `reservation` is over (sent or not); needed by `after_previous_send`."""
+        """Say that the send of `reservation` is over (sent or not), freeing its place in flight."""
         ...
 
 
@@ -96,7 +103,8 @@ def plan(
     """Whether a send may have a slot, and when (seconds from now) or how long to wait before asking
     again. `entries[i]` maps member -> instant for `limits[i]`, stale members already removed."""
     for limit, members in zip(limits, entries, strict=True):
-        if limit.after_previous_send and any(m.startswith(_IN_FLIGHT) for m in members):
+        cap = limit.in_flight_cap
+        if cap is not None and sum(m.startswith(_IN_FLIGHT) for m in members) >= cap:
             return False, limit.spacing_s
     reserved = [
         (limit.spacing_s, list(members.values())) for limit, members in zip(limits, entries, strict=True)
@@ -134,7 +142,7 @@ class FileRateLimiter:
                 return Reservation(False, wait)
             token = uuid.uuid4().hex
             for limit, members in zip(limits, entries, strict=True):
-                members[(_IN_FLIGHT if limit.after_previous_send else "") + token] = now + wait
+                members[(_IN_FLIGHT if limit.in_flight_cap is not None else "") + token] = now + wait
                 state[limit.key] = members
             return Reservation(True, wait, token)
 
@@ -143,11 +151,9 @@ class FileRateLimiter:
             now = time.time()
             for limit in limits:
                 members = state.get(limit.key, {})
-                if (
-                    limit.after_previous_send
-                    and members.pop(_IN_FLIGHT + reservation.token, None) is not None
-                ):
-                    members[reservation.token] = now
+                slot = members.pop(_IN_FLIGHT + reservation.token, None)
+                if slot is not None:
+                    members[reservation.token] = now if limit.after_previous_send else slot
 
     @staticmethod
     def _live(state: dict[str, dict[str, float]], limit: Limit, now: float) -> dict[str, float]:
@@ -180,19 +186,21 @@ class FileRateLimiter:
 
 
 # KEYS: one sorted set (member -> instant) per limit. ARGV[1]: max wait; ARGV[2]: token; ARGV[3]: hold
-# of an in-flight send; then per key its spacing and 1/0 for after_previous_send. Mirrors `plan`.
+# of an in-flight send; then per key its spacing and its cap of sends in flight (0: none). Mirrors
+# `plan`.
 # Returns {granted, wait as a string} (Lua numbers would come back truncated to integers).
 _RESERVE_LUA = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local max_wait, token, hold = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3])
 local eps = 0.000001
-local spacing, after, times = {}, {}, {}
+local spacing, cap, times = {}, {}, {}
 local candidates = {now}
 for i = 1, #KEYS do
   spacing[i] = tonumber(ARGV[2 + 2 * i])
-  after[i] = ARGV[3 + 2 * i] == '1'
+  cap[i] = tonumber(ARGV[3 + 2 * i])
   times[i] = {}
+  local flying = 0
   local rows = redis.call('ZRANGE', KEYS[i], 0, -1, 'WITHSCORES')
   for j = 1, #rows, 2 do
     local member, at = rows[j], tonumber(rows[j + 1])
@@ -200,12 +208,13 @@ for i = 1, #KEYS do
     if (in_flight and at < now - hold) or ((not in_flight) and at <= now - spacing[i]) then
       redis.call('ZREM', KEYS[i], member)
     else
-      if in_flight and after[i] then
-        return {0, tostring(spacing[i])}
-      end
+      if in_flight then flying = flying + 1 end
       times[i][#times[i] + 1] = at
       candidates[#candidates + 1] = at + spacing[i]
     end
+  end
+  if cap[i] > 0 and flying >= cap[i] then
+    return {0, tostring(spacing[i])}
   end
 end
 table.sort(candidates)
@@ -227,7 +236,7 @@ for _, c in ipairs(candidates) do
     if free then
       for i = 1, #KEYS do
         local member = token
-        if after[i] then member = 'o:' .. token end
+        if cap[i] > 0 then member = 'o:' .. token end
         redis.call('ZADD', KEYS[i], c, member)
         redis.call('PEXPIRE', KEYS[i], math.ceil((c - now + math.max(spacing[i], hold)) * 1000))
       end
@@ -238,14 +247,21 @@ end
 return redis.error_reply('no free instant found')
 """
 
-# KEYS: the after_previous_send keys of a reservation; ARGV[1]: its token. The in-flight member
-# becomes a finished one at the release time.
+# KEYS: the keys of a reservation that cap sends in flight; ARGV[1]: its token; ARGV[1 + i]: 1 when
+# KEYS[i] counts its spacing from the release. The in-flight member becomes a finished one, at the
+# release time or at its slot.
 _RELEASE_LUA = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 for i = 1, #KEYS do
-  if redis.call('ZREM', KEYS[i], 'o:' .. ARGV[1]) == 1 then
-    redis.call('ZADD', KEYS[i], now, ARGV[1])
+  local slot = redis.call('ZSCORE', KEYS[i], 'o:' .. ARGV[1])
+  if slot then
+    redis.call('ZREM', KEYS[i], 'o:' .. ARGV[1])
+    if ARGV[1 + i] == '1' then
+      redis.call('ZADD', KEYS[i], now, ARGV[1])
+    else
+      redis.call('ZADD', KEYS[i], slot, ARGV[1])
+    end
   end
 end
 return 1
@@ -272,7 +288,7 @@ class RedisRateLimiter:
         token = uuid.uuid4().hex
         args: list[str | float] = [max_wait_s, token, IN_FLIGHT_HOLD_S]
         for limit in limits:
-            args += [limit.spacing_s, 1 if limit.after_previous_send else 0]
+            args += [limit.spacing_s, limit.in_flight_cap or 0]
         try:
             granted, wait = self._reserve(keys=[self._key(limit) for limit in limits], args=args)
         except redis.ConnectionError as exc:
@@ -281,11 +297,13 @@ class RedisRateLimiter:
         return Reservation(bool(int(granted)), float(wait), token if int(granted) else "")
 
     def release(self, limits: Sequence[Limit], reservation: Reservation) -> None:
-        keys = [self._key(limit) for limit in limits if limit.after_previous_send]
-        if keys and reservation.token:
+        capped = [limit for limit in limits if limit.in_flight_cap is not None]
+        if capped and reservation.token:
+            keys = [self._key(limit) for limit in capped]
+            args = [reservation.token, *(1 if limit.after_previous_send else 0 for limit in capped)]
             # Unreachable Redis: the in-flight mark expires after IN_FLIGHT_HOLD_S on its own.
             with suppress(redis.ConnectionError):
-                self._release(keys=keys, args=[reservation.token])
+                self._release(keys=keys, args=args)
 
 
 @lru_cache(maxsize=8)

@@ -40,7 +40,13 @@ class TelegramChannel:
 
     def limits(self, recipient: str) -> list[Limit]:
         return [
-            Limit.per_second("telegram", self.settings.telegram_rate_per_s),
+            # At most a few sends on their way at once: late ones cannot pile onto the regular flow
+            # beyond that, so Telegram sees at most rate + in-flight messages in any second.
+            Limit(
+                "telegram",
+                1.0 / self.settings.telegram_rate_per_s,
+                max_in_flight=self.settings.telegram_max_in_flight,
+            ),
             # Counted from the end of the previous send to the chat: however late a request reaches
             # Telegram, two messages to one chat arrive at least the interval apart.
             Limit(
