@@ -24,24 +24,22 @@ def _table(seed: int) -> np.ndarray:
 
 
 def _print_corners(t: float, width: int, height: int) -> np.ndarray:
-    """Where the print's corners land at time t: tilted away at the top, turned a little, swaying slowly."""
+    """Where the print's corners land at time t, seen by a pinhole camera with MindAR's assumed 45 degree
+    vertical field of view: the print is tilted back about 30 degrees, turned a little, and sways slowly."""
+    focal = (HEIGHT / 2) / math.tan(math.radians(45.0) / 2)
     scale = 300.0 / max(width, height)
     w, h = width * scale, height * scale
-    sway = math.sin(t * 1.3) * 12.0
-    cx, cy = WIDTH / 2 + sway, HEIGHT / 2 + math.cos(t * 0.9) * 6.0
-    # The top edge is shorter than the bottom one: the print is tilted back about 30 degrees.
-    top_shrink, lift = 0.82, 0.9
-    corners = np.array(
-        [
-            [-w / 2 * top_shrink, -h / 2 * lift],
-            [w / 2 * top_shrink, -h / 2 * lift],
-            [w / 2, h / 2],
-            [-w / 2, h / 2],
-        ]
-    )
-    angle = math.radians(8.0 + math.sin(t * 0.7) * 3.0)
-    rotation = np.array([[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]])
-    return (corners @ rotation.T + [cx, cy]).astype(np.float32)
+    # The print's corners in its own plane (pixels), centred on its middle.
+    plane = np.array([[-w / 2, -h / 2, 0.0], [w / 2, -h / 2, 0.0], [w / 2, h / 2, 0.0], [-w / 2, h / 2, 0.0]])
+    tilt = math.radians(-30.0 + math.sin(t * 0.8) * 4.0)
+    roll = math.radians(8.0 + math.sin(t * 0.7) * 3.0)
+    tilt_x = np.array([[1, 0, 0], [0, math.cos(tilt), -math.sin(tilt)], [0, math.sin(tilt), math.cos(tilt)]])
+    roll_z = np.array([[math.cos(roll), -math.sin(roll), 0], [math.sin(roll), math.cos(roll), 0], [0, 0, 1]])
+    # At distance `focal` the print's face-on size in the frame is its size in pixels.
+    centre = np.array([math.sin(t * 1.3) * 12.0, math.cos(t * 0.9) * 6.0, focal])
+    points = plane @ (tilt_x @ roll_z).T + centre
+    projected = points[:, :2] / points[:, 2:3] * focal + [WIDTH / 2, HEIGHT / 2]
+    return projected.astype(np.float32)
 
 
 def printed_photo_frames(
