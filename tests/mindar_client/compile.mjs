@@ -1,7 +1,7 @@
 // Compiles target images into a .mind file with MindAR 1.2.5's own compiler on the tfjs CPU backend.
 //
 // usage: node compile.mjs OUT.mind IMAGE.png [IMAGE.png ...]
-// Prints one JSON line on stdout: {"seconds", "maxRssBytes", "targets"}.
+// Prints one JSON line on stdout: {"seconds", "peakRssBytes", "targets"}.
 // The images are decoded with pngjs; MindAR's offline compiler would draw them on a node-canvas, which
 // here is replaced by a canvas-shaped view of the decoded pixels (the compiler only reads getImageData).
 import fs from 'node:fs';
@@ -34,6 +34,19 @@ class PngCompiler extends CompilerBase {
   }
 }
 
+// The peak resident memory of this process since it started. Linux's VmHWM belongs to the address space
+// exec made; getrusage's maxRSS is carried across exec and so can report the parent's size instead.
+function peakRssBytes() {
+  try {
+    const status = fs.readFileSync('/proc/self/status', 'utf8');
+    const match = status.match(/^VmHWM:\s+(\d+) kB/m);
+    if (match) return Number(match[1]) * 1024;
+  } catch {
+    // not Linux: fall through to getrusage
+  }
+  return process.resourceUsage().maxRSS * 1024;
+}
+
 const [outPath, ...imagePaths] = process.argv.slice(2);
 if (!outPath || imagePaths.length === 0) {
   process.stderr.write('usage: node compile.mjs OUT.mind IMAGE.png [IMAGE.png ...]\n');
@@ -51,7 +64,7 @@ fs.writeFileSync(outPath, buffer);
 process.stdout.write(
   JSON.stringify({
     seconds,
-    maxRssBytes: process.resourceUsage().maxRSS * 1024,
+    peakRssBytes: peakRssBytes(),
     targets: images.map((image) => ({ width: image.width, height: image.height })),
   }) + '\n',
 );

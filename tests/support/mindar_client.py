@@ -214,4 +214,4 @@ def compile_with_mindar(images: Sequence[ImageSource], *, timeout: float = 1800)
             png_paths.append(str(path))
         out = folder / "targets.mind"
         report = json.loads(_run_script("compile.mjs", str(out), *png_paths, timeout=timeout))
-        return MindarCompile(out.read_bytes(), float(report["seconds"]), int(report["maxRssBytes"]))
+        return MindarCompile(out.read_bytes(), float(report["seconds"]), int(report["peakRssBytes"]))
