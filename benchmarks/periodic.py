@@ -449,7 +449,8 @@ def main() -> None:
             assert again_rows == 0, f"{name} changed {again_rows} rows on its second run"
             line = Line(name, arv_times, arv_rows, naive_s, naive_rows, sampled, again_s, load_during)
             lines.append(line)
-            print(f"  {name}: ARV {line.arv_s:.2f} s (runs: {", ".join(f"{t:.2f}" for t in arv_times)}), naive {naive_s:.2f} s", flush=True)
+            each = ", ".join(f"{t:.2f}" for t in arv_times)
+            print(f"  {name}: ARV {line.arv_s:.2f} s (runs: {each}), naive {naive_s:.2f} s", flush=True)
         engine.dispose()
 
     print()
