@@ -14,7 +14,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from typer.testing import CliRunner
 
+import arv.mindar
+from arv.cli.app import app
 from arv.mindar import decode_mind
 
 FIXTURES = Path(
@@ -182,3 +185,18 @@ def test_pixel_limit_can_be_set_on_the_command_line(tmp_path: Path) -> None:
     assert result.stderr.strip() == (
         "error: big.png: the image is 800 x 600 px (0.5 MP), more than the limit of 0.1 MP"
     )
+
+
+def test_an_unexpected_failure_still_ends_in_one_line_not_a_traceback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("the matcher fell over")
+
+    monkeypatch.setattr(arv.mindar, "compile_targets", broken)
+    picture = _picture(tmp_path / "photo.png", seed=7)
+
+    result = CliRunner().invoke(app, ["compile", str(picture), "-o", str(tmp_path / "out.mind")])
+
+    assert result.exit_code == 1
+    assert result.stderr == "error: compiling failed unexpectedly (RuntimeError: the matcher fell over)\n"
