@@ -9,8 +9,10 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
+from PIL import Image
 from sqlalchemy import update
 
 from arv.db.models import Project
@@ -47,7 +49,8 @@ def test_the_page_tracks_the_print_and_plays_the_video_and_never_tracks_without_
         pool.start("markers,default", concurrency=1)
         # H.264 in MP4, as phones record; long enough not to loop during the test, so that its
         # position counts the time it played.
-        clip = playable_video(tmp_path / "clip.mp4", seconds=30.0, container="mp4")
+        # One flat colour, to be found on screen where the print is.
+        clip = playable_video(tmp_path / "clip.mp4", seconds=30.0, container="mp4", picture="color=c=magenta")
         created = create_content(api, tenant, photo, clip, video_type="video/mp4")
         content = wait_for_marker(api, f"/api/ar-content/{created['id']}", tenant.headers)
     assert content["marker_status"] == "ready", content["marker_error"]
@@ -58,8 +61,9 @@ def test_the_page_tracks_the_print_and_plays_the_video_and_never_tracks_without_
     with api_server(arv_env, tmp_path) as base:
         page = f"{base}/ar/{created['unique_id']}"
         seen = open_viewer(
-            page, camera=print_in_view, until=["tracking", "error"], timeout_s=40, hold_s=8, tap=True
-        )
+            page, camera=print_in_view, until=["tracking", "error"], timeout_s=40, hold_s=8, tap=True,
+            screenshot=tmp_path / "tracking.png",
+        )  # fmt: skip
         states = [s["state"] for s in seen["states"]]
         assert states[:3] == ["loading", "scanning", "tracking"], seen
         # Lost when the print went away, found again when it came back; playing only while tracking.
@@ -69,6 +73,11 @@ def test_the_page_tracks_the_print_and_plays_the_video_and_never_tracks_without_
         if seen["finalState"] == "tracking":
             video = seen["video"]
             assert not video["paused"] and video["currentTime"] > 0.3 and video["readyState"] >= 2, video
+        # The print is in the middle of the camera's view, so of the screen: the video covers it there.
+        screen = np.asarray(Image.open(tmp_path / "tracking.png").convert("RGB"), dtype=np.float64)
+        middle_y, middle_x = screen.shape[0] // 2, screen.shape[1] // 2
+        centre = screen[middle_y - 15 : middle_y + 15, middle_x - 15 : middle_x + 15].mean(axis=(0, 1))
+        assert np.abs(centre - [255, 0, 255]).max() < 40, f"not the video's magenta on the print: {centre}"
         assert seen["mutedBeforeTap"] is True, "sound must wait for a tap"
         assert seen["video"]["muted"] is False, "a tap turns the sound on"
         assert seen["cameraRequests"] == 1

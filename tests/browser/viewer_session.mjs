@@ -1,9 +1,10 @@
 // Opens ARV's AR page in Debian's headless Chromium with a fake camera and reports what happened, as JSON.
 //
 // Usage: node viewer_session.mjs '{"url": ..., "camera": "feed.y4m" | null, "until": ["tracking"],
-//                                  "timeoutS": 30, "holdS": 1.5, "grantCamera": true, "tap": false}'
-// Watches <body data-state> until it reaches one of `until` (or `timeoutS` passes), taps the screen
-// if `tap`, watches `holdS` seconds more, and prints {states, finalState, cameraRequests, video,
+//                                  "timeoutS": 30, "holdS": 1.5, "grantCamera": true, "tap": false,
+//                                  "screenshot": "tracking.png" | null}'
+// Watches <body data-state> until it reaches one of `until` (or `timeoutS` passes), saves a screenshot
+// once the video plays on the print if asked, taps the screen if `tap`, watches `holdS` seconds more, and prints {states, finalState, cameraRequests, video,
 // mutedBeforeTap, bytesBeforeCamera, marks, errors}.
 import { chromium } from "playwright-core";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -88,6 +89,17 @@ try {
     });
   } catch {
     report.timedOut = true;
+  }
+  if (options.screenshot) {
+    // Once the video has frames on the plane, what the person sees.
+    await page
+      .waitForFunction(
+        () => document.body.dataset.state === "tracking" && document.getElementById("arv-video").currentTime > 0.3,
+        null,
+        { timeout: 10000, polling: 20 },
+      )
+      .then(() => page.screenshot({ path: options.screenshot }))
+      .catch(() => {});
   }
   if (options.tap) {
     report.mutedBeforeTap = await page.evaluate(() => document.getElementById("arv-video")?.muted ?? null);

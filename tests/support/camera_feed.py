@@ -87,11 +87,14 @@ def camera_showing(photo: bytes, path: Path, *, seconds: float = 4.0, away_s: fl
     return write_y4m(printed_photo_frames(photo, seconds=seconds, away_s=away_s), path)
 
 
-def playable_video(path: Path, *, seconds: float = 3.0, container: str = "webm") -> bytes:
-    """A small real video (a moving test pattern) for the page to play: WebM (VP8) or MP4 (H.264)."""
+def playable_video(
+    path: Path, *, seconds: float = 3.0, container: str = "webm", picture: str = "testsrc"
+) -> bytes:
+    """A small real video for the page to play: WebM (VP8) or MP4 (H.264) of an ffmpeg source,
+    a moving test pattern by default, `color=c=magenta` for one flat colour."""
     webm = ["-c:v", "libvpx", "-b:v", "300k"]
     codec = webm if container == "webm" else ["-c:v", "libx264", "-preset", "ultrafast"]
-    pattern = f"testsrc=size=320x240:rate=15:duration={seconds}"
+    pattern = f"{picture}:size=320x240:rate=15:duration={seconds}"
     command = [
         "ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", pattern,
         *codec, "-pix_fmt", "yuv420p", str(path),

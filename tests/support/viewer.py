@@ -111,11 +111,21 @@ def api_server(env: dict[str, str], log_dir: Path) -> Iterator[str]:
             proc.kill()
 
 
-def open_viewer(url: str, *, camera: Path | None, until: list[str], timeout_s: float, hold_s: float = 0.0,
-                grant_camera: bool = True, tap: bool = False) -> dict[str, Any]:
+def open_viewer(
+    url: str,
+    *,
+    camera: Path | None,
+    until: list[str],
+    timeout_s: float,
+    hold_s: float = 0.0,
+    grant_camera: bool = True,
+    tap: bool = False,
+    screenshot: Path | None = None,
+) -> dict[str, Any]:
     """Open the AR page in headless Chromium (tests/browser/viewer_session.mjs) and report what it did."""
     options = {"url": url, "camera": str(camera) if camera else None, "until": until, "timeoutS": timeout_s,
-               "holdS": hold_s, "grantCamera": grant_camera, "tap": tap}  # fmt: skip
+               "holdS": hold_s, "grantCamera": grant_camera, "tap": tap,
+               "screenshot": str(screenshot) if screenshot else None}  # fmt: skip
     done = subprocess.run(
         ["node", str(BROWSER_DIR / "viewer_session.mjs"), json.dumps(options)],
         capture_output=True, text=True, timeout=timeout_s + hold_s + 60, cwd=BROWSER_DIR,
