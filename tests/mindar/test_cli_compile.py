@@ -17,8 +17,10 @@ from PIL import Image
 from typer.testing import CliRunner
 
 import arv.mindar
+from arv.cli import compile as command
 from arv.cli.app import app
 from arv.mindar import decode_mind
+from arv.mindar.images import MIN_SHORTEST_SIDE
 
 FIXTURES = Path(
     os.environ.get("ARV_TEST_MINDAR_FIXTURES", Path(__file__).resolve().parents[3] / "shared/fixtures/mindar")
@@ -200,3 +202,10 @@ def test_an_unexpected_failure_still_ends_in_one_line_not_a_traceback(
 
     assert result.exit_code == 1
     assert result.stderr == "error: compiling failed unexpectedly (RuntimeError: the matcher fell over)\n"
+
+
+def test_the_command_defaults_are_the_librarys() -> None:
+    # The command repeats them so that `arv --help` need not import numpy and OpenCV.
+    assert command.DEFAULT_MAX_PIXELS == arv.mindar.DEFAULT_MAX_PIXELS
+    assert command.DEFAULT_WORKING_SIDE == arv.mindar.DEFAULT_WORKING_SIDE
+    assert command.MIN_WORKING_SIDE == MIN_SHORTEST_SIDE
