@@ -35,6 +35,8 @@ def test_active_content_gives_the_page_its_marker_video_and_target_shape(
     assert body["state"] == "active" and body["language"] == "en"
     assert body["video_content_type"] == "video/mp4"
     assert (body["target_width"], body["target_height"]) == (400, 300)
+    # Local storage links are paths: the page fetches them from the origin it was opened on.
+    assert body["marker_url"].startswith("/files/") and body["video_url"].startswith("/files/")
     assert api.get(body["marker_url"]).content == REFERENCE_MIND.read_bytes()
     assert api.get(body["video_url"]).content == mp4_bytes()
     assert answer.headers["cache-control"] == "no-store"

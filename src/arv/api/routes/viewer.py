@@ -59,6 +59,14 @@ def _target_size(content: ARContent) -> tuple[int, int]:
     return content.image_width, content.image_height
 
 
+def _page_relative(url: str, base_url: str) -> str:
+    """A link to this API as a path, so the page fetches it from whatever origin it was opened on
+    (a phone may reach the API under another name than ARV_PUBLIC_BASE_URL; a cross-origin fetch of
+    the marker would need CORS). Links elsewhere (S3) stay as they are."""
+    prefix = base_url.rstrip("/") + "/"
+    return url[len(prefix) - 1 :] if url.startswith(prefix) else url
+
+
 @router.get("/ar/{unique_id}", response_class=HTMLResponse, include_in_schema=False)
 def viewer_page(
     unique_id: str,
@@ -105,16 +113,21 @@ def viewer_content(
     public_content.count_view(session, content.id)
     session.commit()
     ttl = settings.download_url_ttl_s
+    base = settings.api_base_url
+
+    def link(key: str) -> str:
+        return _page_relative(storage.download_url(key, expires_in=ttl), base)
+
     width, height = _target_size(content)
     body: dict[str, Any] = {
         "state": public_content.ACTIVE,
         "unique_id": content.unique_id,
         "title": content.title,
         "language": found.language,
-        "marker_url": storage.download_url(content.marker_key, expires_in=ttl),
-        "video_url": storage.download_url(video.storage_key, expires_in=ttl),
+        "marker_url": link(content.marker_key),
+        "video_url": link(video.storage_key),
         "video_content_type": video.content_type,
-        "poster_url": storage.download_url(video.poster_key, expires_in=ttl) if video.poster_key else None,
+        "poster_url": link(video.poster_key) if video.poster_key else None,
         "target_width": width,
         "target_height": height,
     }
