@@ -116,7 +116,7 @@ class _Dialect:
             return select(func.unnest(literal(list(ids), postgresql.ARRAY(Integer))).column_valued())
         return select(func.json_each(json.dumps(list(ids))).table_valued("value").c.value)
 
-    def insert_notifications(self):  # type: ignore[no-untyped-def]
+    def insert_notifications(self) -> Any:
         return (postgresql.insert if self.postgres else sqlite.insert)(Notification)
 
 
