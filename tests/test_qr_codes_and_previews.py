@@ -125,3 +125,20 @@ def test_ffmpeg_past_its_time_limit_counts_as_an_unreadable_video(
     create_content(api, tenant, photo_jpeg(320, 240), video, video_type="video/mp4")
     [result] = run_queued("generate_video_poster")
     assert "within 0.001 s" in result["failed"]
+
+
+def test_a_thumbnail_that_cannot_be_made_says_why(api: TestClient, tenant: Tenant) -> None:
+    from arv.db.models import ARContent
+    from arv.storage import get_storage
+
+    content = create_content(api, tenant, photo_jpeg(320, 240), None)
+    path = f"/api/ar-content/{content['id']}/thumbnail.jpg"
+    assert api.get(path, headers=tenant.headers).status_code == 404
+    with session_scope() as session:
+        record = session.get(ARContent, content["id"])
+        assert record is not None
+        get_storage().delete(record.image_key)
+    [result] = run_queued("generate_thumbnail")
+    assert "missing from storage" in result["failed"]
+    answer = api.get(path, headers=tenant.headers)
+    assert answer.status_code == 422 and "missing from storage" in answer.json()["detail"]

@@ -94,7 +94,8 @@ def playable_video(
     a moving test pattern by default, `color=c=magenta` for one flat colour."""
     webm = ["-c:v", "libvpx", "-b:v", "300k"]
     codec = webm if container == "webm" else ["-c:v", "libx264", "-preset", "ultrafast"]
-    pattern = f"{picture}:size=320x240:rate=15:duration={seconds}"
+    # A source's options follow its name after "=", and each other after ":".
+    pattern = f"{picture}{':' if '=' in picture else '='}size=320x240:rate=15:duration={seconds}"
     command = [
         "ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", pattern,
         *codec, "-pix_fmt", "yuv420p", str(path),

@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import Any
 
 from PIL import Image, ImageOps, UnidentifiedImageError
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from arv.db.models import ARContent, Job, Portrait, Video
+from arv.db.models import ARContent, Job, JobStatus, Portrait, Video
 from arv.services.jobs import enqueue
 from arv.storage import ObjectNotFound, Storage
 
@@ -93,6 +93,23 @@ def generate_thumbnail(session: Session, storage: Storage, job: Job, *, max_px: 
         .execution_options(synchronize_session=False)
     )
     return {"thumbnail_key": key, "size_bytes": len(thumbnail)}
+
+
+def thumbnail_failure(session: Session, subject: Portrait | ARContent) -> str | None:
+    """Why the subject's thumbnail job failed for good, or None when it has not failed."""
+    args = {"kind": "portrait" if isinstance(subject, Portrait) else "ar_content", "id": subject.id}
+    failed = session.scalars(
+        select(Job)
+        .where(
+            Job.kind == THUMBNAIL_TASK,
+            Job.company_id == subject.company_id,
+            Job.status == JobStatus.FAILED,
+            Job.created_at >= subject.created_at,
+        )
+        .order_by(Job.created_at.desc())
+    )
+    # Images are checked whole at upload, so failed thumbnail jobs are rare: a short scan.
+    return next((job.error for job in failed if job.args == args), None)
 
 
 def poster_frame(video_path: Path, *, timeout_s: float) -> bytes:

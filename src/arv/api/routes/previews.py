@@ -6,6 +6,7 @@ from fastapi import APIRouter, HTTPException, Response, status
 
 from arv.api.deps import CurrentPrincipal, SessionDep, StorageDep, get_owned
 from arv.db.models import ARContent, Portrait, Video
+from arv.services import previews
 from arv.storage import ObjectNotFound, Storage
 
 router = APIRouter(tags=["previews"])
@@ -25,15 +26,23 @@ def _jpeg(storage: Storage, key: str | None, pending: str) -> Response:
         raise missing from exc
 
 
+def _thumbnail(session: SessionDep, storage: Storage, subject: Portrait | ARContent) -> Response:
+    if subject.thumbnail_key is None:
+        reason = previews.thumbnail_failure(session, subject)
+        if reason:
+            raise HTTPException(
+                status.HTTP_422_UNPROCESSABLE_CONTENT, f"no thumbnail could be made: {reason}"
+            )
+    pending = "the thumbnail is still being made; try again in a few seconds"
+    return _jpeg(storage, subject.thumbnail_key, pending)
+
+
 @router.get("/api/portraits/{portrait_id}/thumbnail.jpg", response_class=Response, responses=JPEG)
 def portrait_thumbnail(
     portrait_id: int, session: SessionDep, principal: CurrentPrincipal, storage: StorageDep
 ) -> Response:
     """A small JPEG of the portrait, longest side ARV_THUMBNAIL_MAX_PX."""
-    portrait = get_owned(session, principal, Portrait, portrait_id, "portrait")
-    return _jpeg(
-        storage, portrait.thumbnail_key, "the thumbnail is still being made; try again in a few seconds"
-    )
+    return _thumbnail(session, storage, get_owned(session, principal, Portrait, portrait_id, "portrait"))
 
 
 @router.get("/api/ar-content/{content_id}/thumbnail.jpg", response_class=Response, responses=JPEG)
@@ -41,10 +50,7 @@ def content_thumbnail(
     content_id: int, session: SessionDep, principal: CurrentPrincipal, storage: StorageDep
 ) -> Response:
     """A small JPEG of the AR content's image, longest side ARV_THUMBNAIL_MAX_PX."""
-    content = get_owned(session, principal, ARContent, content_id, "AR content")
-    return _jpeg(
-        storage, content.thumbnail_key, "the thumbnail is still being made; try again in a few seconds"
-    )
+    return _thumbnail(session, storage, get_owned(session, principal, ARContent, content_id, "AR content"))
 
 
 @router.get(
