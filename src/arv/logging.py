@@ -6,6 +6,7 @@ import logging
 import sys
 
 import structlog
+from structlog.typing import Processor
 
 from arv.config import Settings
 
@@ -13,16 +14,17 @@ from arv.config import Settings
 def configure_logging(settings: Settings) -> None:
     json_logs = settings.json_logs if settings.json_logs is not None else not sys.stderr.isatty()
     level = logging.getLevelName(settings.log_level.upper())
-    shared = [
+    processors: list[Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
-    renderer = structlog.processors.JSONRenderer() if json_logs else structlog.dev.ConsoleRenderer()
+    if json_logs:
+        processors += [structlog.processors.format_exc_info, structlog.processors.JSONRenderer()]
+    else:
+        processors.append(structlog.dev.ConsoleRenderer())
     structlog.configure(
-        processors=[*shared, structlog.processors.format_exc_info, renderer]
-        if json_logs
-        else [*shared, renderer],
+        processors=processors,
         wrapper_class=structlog.make_filtering_bound_logger(
             level if isinstance(level, int) else logging.INFO
         ),

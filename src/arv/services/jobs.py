@@ -69,7 +69,7 @@ def enqueue_many(
 ) -> list[str]:
     """Write many jobs (args, company id) in one statement; published after the caller commits."""
     now = utcnow()
-    rows = [
+    rows: list[dict[str, Any]] = [
         {
             "id": new_uuid(),
             "kind": task_name,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import update
 from sqlalchemy.orm import Session
@@ -20,6 +20,11 @@ class MarkerInputError(Exception):
     """The image cannot become a marker; the message says why in words a customer can act on."""
 
 
+def get_subject(session: Session, model: MarkerSubject, subject_id: int) -> Portrait | ARContent | None:
+    # session.get() of a union of classes is typed as their common base; the row is one of the two.
+    return cast("Portrait | ARContent | None", session.get(model, subject_id))
+
+
 def marker_key_for(job: Job) -> str:
     """Each compile writes its own key (job ids are random), so a re-compile never overwrites the
     marker being served, and a retried compile of the same job overwrites only its own output."""
@@ -34,7 +39,7 @@ def compile_marker(
     Returns the job result and the key of the marker it replaced (to delete once committed). Raises
     MarkerInputError for an image that cannot become a marker; storage errors propagate for a retry.
     """
-    subject = session.get(model, job.args["id"])
+    subject = get_subject(session, model, job.args["id"])
     if subject is None or subject.marker_task_id != job.id:
         # Deleted, or a newer compile was requested since: this one has nothing left to do.
         return {"superseded": True}, None

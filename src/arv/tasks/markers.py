@@ -36,7 +36,7 @@ class MarkerTask(JobTask):
 
     def job_failed(self, session: Session, job: Job, reason: str) -> None:
         if markers.mark_failed(session, self.marker_model, [job.id], reason):
-            subject = session.get(self.marker_model, job.args["id"])
+            subject = markers.get_subject(session, self.marker_model, job.args["id"])
             if subject is not None:
                 notify_marker_failed(session, subject, job_id=job.id, reason=reason)
 

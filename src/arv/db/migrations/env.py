@@ -1,6 +1,9 @@
 """Alembic environment: migrates the database the settings name (or the URL the caller passed)."""
 
+from typing import Any, Literal
+
 from alembic import context
+from alembic.autogenerate.api import AutogenContext
 
 from arv.config import get_settings
 from arv.db.models import Base, UTCDateTime
@@ -10,7 +13,7 @@ config = context.config
 url = config.get_main_option("sqlalchemy.url") or get_settings().sqlalchemy_url
 
 
-def render_item(type_: str, obj: object, autogen_context: object) -> str | bool:
+def render_item(type_: str, obj: Any, autogen_context: AutogenContext) -> str | Literal[False]:
     """Migrations name plain SQLAlchemy types, so they never depend on the models module."""
     if type_ == "type" and isinstance(obj, UTCDateTime):
         return "sa.DateTime(timezone=True)"
