@@ -94,7 +94,7 @@ def test_the_page_tracks_the_print_and_plays_the_video_and_never_tracks_without_
     assert views["total"] == 2
 
 
-def test_expired_content_says_so_without_asking_for_the_camera_and_a_refused_camera_is_explained(
+def test_expired_content_says_so_without_asking_for_the_camera_and_refusals_are_explained(
     api: TestClient, make_tenant, arv_env: dict[str, str], tmp_path: Path
 ) -> None:  # type: ignore[no-untyped-def]
     russian = make_tenant("Фотостудия", language="ru")
@@ -110,6 +110,13 @@ def test_expired_content_says_so_without_asking_for_the_camera_and_a_refused_cam
         )
         assert (refused["finalState"], refused["finalReason"]) == ("error", "camera"), refused
         assert "Камера недоступна" in refused["text"]
+
+        no_webgl = open_viewer(
+            page, camera=camera, until=["error", "tracking"], timeout_s=20, without_webgl=True
+        )
+        assert (no_webgl["finalState"], no_webgl["finalReason"]) == ("error", "unsupported"), no_webgl
+        assert no_webgl["cameraRequests"] == 0
+        assert "Этот браузер не поддерживает AR" in no_webgl["text"]
 
         with session_scope() as session:
             session.execute(update(Project).values(status="expired"))

@@ -2,7 +2,7 @@
 //
 // Usage: node viewer_session.mjs '{"url": ..., "camera": "feed.y4m" | null, "until": ["tracking"],
 //                                  "timeoutS": 30, "holdS": 1.5, "grantCamera": true, "tap": false,
-//                                  "screenshot": "tracking.png" | null}'
+//                                  "screenshot": "tracking.png" | null, "withoutWebGL": false}'
 // Watches <body data-state> until it reaches one of `until` (or `timeoutS` passes), saves a screenshot
 // once the video plays on the print if asked, taps the screen if `tap`, watches `holdS` seconds more, and prints {states, finalState, cameraRequests, video,
 // mutedBeforeTap, bytesBeforeCamera, marks, errors}.
@@ -28,6 +28,10 @@ const args = [
 ];
 if (options.camera) {
   args.push(`--use-file-for-fake-video-capture=${options.camera}`);
+}
+if (options.withoutWebGL) {
+  // A browser without WebGL, as on old phones: SwiftShader is what gives headless Chromium its WebGL.
+  args.push("--disable-gpu", "--disable-software-rasterizer");
 }
 if (options.grantCamera !== false) {
   args.push("--use-fake-ui-for-media-stream");

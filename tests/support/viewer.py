@@ -121,11 +121,20 @@ def open_viewer(
     grant_camera: bool = True,
     tap: bool = False,
     screenshot: Path | None = None,
+    without_webgl: bool = False,
 ) -> dict[str, Any]:
     """Open the AR page in headless Chromium (tests/browser/viewer_session.mjs) and report what it did."""
-    options = {"url": url, "camera": str(camera) if camera else None, "until": until, "timeoutS": timeout_s,
-               "holdS": hold_s, "grantCamera": grant_camera, "tap": tap,
-               "screenshot": str(screenshot) if screenshot else None}  # fmt: skip
+    options = {
+        "url": url,
+        "camera": str(camera) if camera else None,
+        "until": until,
+        "timeoutS": timeout_s,
+        "holdS": hold_s,
+        "grantCamera": grant_camera,
+        "tap": tap,
+        "screenshot": str(screenshot) if screenshot else None,
+        "withoutWebGL": without_webgl,
+    }
     done = subprocess.run(
         ["node", str(BROWSER_DIR / "viewer_session.mjs"), json.dumps(options)],
         capture_output=True, text=True, timeout=timeout_s + hold_s + 60, cwd=BROWSER_DIR,

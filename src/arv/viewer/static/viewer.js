@@ -56,8 +56,14 @@ function errorReason(status, content) {
   return status === 404 ? "unknown" : "failed";
 }
 
+function hasWebGL() {
+  // MindAR's detector runs on WebGL (TensorFlow.js has no CPU fallback in the browser).
+  const canvas = document.createElement("canvas");
+  return Boolean(canvas.getContext("webgl2") || canvas.getContext("webgl"));
+}
+
 async function main() {
-  if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
+  if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia || !hasWebGL()) {
     show("error", "unsupported");
     return;
   }
