@@ -220,9 +220,9 @@ def _insert_notifications(
             rows,
         )
         .on_conflict_do_nothing(index_elements=[Notification.dedupe_key])
-        .returning(Notification.id)
+        .execution_options(preserve_rowcount=True)
     )
-    return len(session.execute(statement).all())
+    return _rowcount(session, statement)
 
 
 def check_expiring_projects(session: Session, *, now: datetime | None = None) -> WarningPassResult:
