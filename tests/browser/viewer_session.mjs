@@ -2,7 +2,8 @@
 //
 // Usage: node viewer_session.mjs '{"url": ..., "camera": "feed.y4m" | null, "until": ["tracking"],
 //                                  "timeoutS": 30, "holdS": 1.5, "grantCamera": true, "tap": false,
-//                                  "screenshot": "tracking.png" | null, "withoutWebGL": false}'
+//                                  "screenshot": "tracking.png" | null, "withoutWebGL": false,
+//                                  "refoundWithinS": null}'
 // Watches <body data-state> until it reaches one of `until` (or `timeoutS` passes), saves a screenshot
 // once the video plays on the print if asked, taps the screen if `tap`, watches `holdS` seconds more, and prints {states, finalState, cameraRequests, video,
 // mutedBeforeTap, bytesBeforeCamera, marks, errors}.
@@ -71,8 +72,10 @@ try {
   await page.addInitScript(() => {
     document.addEventListener("DOMContentLoaded", () => {
       // The content video's state at each change: it must play while tracking, and only then.
+      window.__arvTrackingStarts = 0;
       const report = () => {
         const video = document.getElementById("arv-video");
+        if (document.body.dataset.state === "tracking") window.__arvTrackingStarts += 1;
         window.__arvState(document.body.dataset.state, video ? video.paused : null);
       };
       report();
@@ -100,7 +103,7 @@ try {
       .waitForFunction(
         () => document.body.dataset.state === "tracking" && document.getElementById("arv-video").currentTime > 0.3,
         null,
-        { timeout: 10000, polling: 20 },
+        { timeout: 20000, polling: 20 },
       )
       .then(() => page.screenshot({ path: options.screenshot }))
       .catch(() => {});
@@ -108,6 +111,12 @@ try {
   if (options.tap) {
     report.mutedBeforeTap = await page.evaluate(() => document.getElementById("arv-video")?.muted ?? null);
     await page.mouse.click(240, 320);
+  }
+  if (options.refoundWithinS) {
+    // The print leaves the view and comes back: wait for the second start of tracking.
+    await page
+      .waitForFunction(() => window.__arvTrackingStarts >= 2, null, { timeout: options.refoundWithinS * 1000 })
+      .catch(() => {});
   }
   await page.waitForTimeout((options.holdS ?? 0) * 1000);
   Object.assign(

@@ -122,6 +122,7 @@ def open_viewer(
     tap: bool = False,
     screenshot: Path | None = None,
     without_webgl: bool = False,
+    refound_within_s: float | None = None,
 ) -> dict[str, Any]:
     """Open the AR page in headless Chromium (tests/browser/viewer_session.mjs) and report what it did."""
     options = {
@@ -134,10 +135,12 @@ def open_viewer(
         "tap": tap,
         "screenshot": str(screenshot) if screenshot else None,
         "withoutWebGL": without_webgl,
+        "refoundWithinS": refound_within_s,
     }
     done = subprocess.run(
         ["node", str(BROWSER_DIR / "viewer_session.mjs"), json.dumps(options)],
-        capture_output=True, text=True, timeout=timeout_s + hold_s + 60, cwd=BROWSER_DIR,
+        capture_output=True, text=True, timeout=timeout_s + hold_s + (refound_within_s or 0) + 80,
+        cwd=BROWSER_DIR,
     )  # fmt: skip
     assert done.returncode == 0, f"browser session failed:\n{done.stderr[-3000:]}"
     return json.loads(done.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
