@@ -58,14 +58,14 @@ def test_each_load_of_active_content_counts_one_view_for_today(
     assert api.get(f"/api/ar-content/{created['id']}/views", headers=other.headers).status_code == 404
 
 
-def test_expired_content_answers_410_and_its_page_never_asks_for_the_camera(
+def test_expired_content_answers_404_expired_and_its_page_never_asks_for_the_camera(
     api: TestClient, tenant: Tenant
 ) -> None:
     created = _ready_content(api, tenant)
     with session_scope() as session:
         session.execute(update(Project).values(status="expired"))
     answer = api.get(f"/api/ar/{created['unique_id']}")
-    assert answer.status_code == 410
+    assert answer.status_code == 404
     assert answer.json()["state"] == "expired" and "expired" in answer.json()["detail"]
     page = api.get(f"/ar/{created['unique_id']}")
     assert page.status_code == 410
@@ -88,7 +88,8 @@ def test_switched_off_content_is_expired_to_the_viewer(api: TestClient, tenant: 
     created = _ready_content(api, tenant)
     with session_scope() as session:
         session.execute(update(ARContent).values(is_active=False))
-    assert api.get(f"/api/ar/{created['unique_id']}").status_code == 410
+    answer = api.get(f"/api/ar/{created['unique_id']}")
+    assert answer.status_code == 404 and answer.json()["state"] == "expired"
 
 
 def test_unknown_and_unready_content_are_told_apart(api: TestClient, tenant: Tenant) -> None:

@@ -35,7 +35,8 @@ PAGE_STATES = {
 }
 
 JSON_ANSWERS = {
-    public_content.EXPIRED: (status.HTTP_410_GONE, "this AR content has expired or was switched off"),
+    # 404 like every content the viewer may not play (API.md); `state` tells the page which it is.
+    public_content.EXPIRED: (status.HTTP_404_NOT_FOUND, "this AR content has expired or was switched off"),
     public_content.NOT_READY: (
         status.HTTP_404_NOT_FOUND,
         "this AR content is not ready yet: its marker is still being made or it has no video",
@@ -98,7 +99,7 @@ def viewer_content(
     unique_id: str, session: SessionDep, settings: SettingsDep, storage: StorageDep
 ) -> JSONResponse:
     """What the page plays, and one view counted: 200 `{state: "active", marker_url, video_url, ...}`;
-    410 `{state: "expired"}`; 404 `{state: "unknown" | "not_ready"}`. Every answer has `detail` or data
+    404 `{state: "expired" | "unknown" | "not_ready"}`. Every answer has `detail` or data
     and `language`."""
     found = _lookup(session, unique_id)
     if found.state != public_content.ACTIVE:

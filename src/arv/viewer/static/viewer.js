@@ -69,7 +69,7 @@ async function main() {
   }
   // Started by prefetch.js while this module and its libraries were loading.
   const { status, content, markerUrl } = await window.arvPrepared;
-  if (status === 410 || content.state === "expired") {
+  if (content.state === "expired") {
     show("expired");
     return;
   }
