@@ -109,9 +109,20 @@ def test_jobs_written_in_a_rolled_back_transaction_are_never_published(
 
     sent: list[str] = []
     # A spy at the broker boundary: what would be sent, without a broker.
-    monkeypatch.setattr(publish, "send_wakeup", lambda wakeup: sent.append(wakeup.job_id))
+    monkeypatch.setattr(publish, "send_wakeups", lambda wakeups: sent.extend(w.job_id for w in wakeups))
     with pytest.raises(RuntimeError), session_scope() as session:
         jobs.enqueue(session, task_name="sweep_jobs", queue="default", args={})
         raise RuntimeError("the request failed after writing the job")
     committed = _enqueue()
     assert sent == [committed]
+
+
+@pytest.mark.parametrize("base_s", [0.3, 2.0])
+def test_retry_delays_grow_exponentially_with_jitter_up_to_the_cap(base_s: float) -> None:
+    from arv.tasks.jobs import retry_delay
+
+    for attempts in range(1, 12):
+        ceiling = min(60.0, base_s * 2 ** (attempts - 1))
+        delays = {retry_delay(attempts, base_s=base_s, max_s=60.0) for _ in range(20)}
+        assert all(ceiling / 2 <= d <= ceiling for d in delays)
+        assert len(delays) > 1  # jittered

@@ -158,12 +158,12 @@ def test_a_duplicate_delivery_compiles_once(
     db_backend: str, arv_env: dict[str, str], api: TestClient, tenant: Tenant, tmp_path: Path
 ) -> None:
     from arv.services.jobs import Wakeup
-    from arv.tasks.publish import send_wakeup
+    from arv.tasks.publish import send_wakeups
 
     body = _upload(api, tenant, photo_jpeg(800, 600, seed=2))
     # The message is delivered three times in all (a redelivery, a sweep that raced, a second Beat).
-    for _ in range(2):
-        send_wakeup(Wakeup(body["task_id"], "generate_mind_marker_task", "markers"))
+    duplicate = Wakeup(body["task_id"], "generate_mind_marker_task", "markers")
+    assert send_wakeups([duplicate, duplicate]) == 2
     with worker_pool({**arv_env, "ARV_LOG_LEVEL": "INFO"}, tmp_path) as pool:
         worker = pool.start("markers", concurrency=2)
         portrait = wait_for_marker(api, f"/api/portraits/{body['id']}", tenant.headers)

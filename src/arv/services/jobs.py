@@ -104,18 +104,10 @@ def _forget_after_rollback(session: Session) -> None:
 
 
 def publish(wakeups: Iterable[Wakeup]) -> int:
-    """Send the wake-ups; a broker that is down is logged, not raised: the sweep publishes later."""
-    from arv.tasks.publish import send_wakeup
+    """Send the wake-ups now; what the broker does not take, the sweep publishes later."""
+    from arv.tasks.publish import send_wakeups
 
-    sent = 0
-    for wakeup in wakeups:
-        try:
-            send_wakeup(wakeup)
-            sent += 1
-        except Exception as exc:  # noqa: BLE001 - any broker failure means "publish later"
-            log.warning("job.publish_failed", job_id=wakeup.job_id, queue=wakeup.queue, error=str(exc))
-            break  # the broker is down: the rest would fail the same way, slowly
-    return sent
+    return send_wakeups(list(wakeups))
 
 
 def claim(session: Session, job_id: str, *, lease_s: float) -> Job | None:

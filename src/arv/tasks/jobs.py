@@ -10,7 +10,6 @@ from typing import Any
 import structlog
 from celery import Task
 from celery.exceptions import Retry, SoftTimeLimitExceeded
-from celery.utils.time import get_exponential_backoff_interval
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
 
@@ -30,6 +29,13 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     ConnectionError,
     TimeoutError,
 )
+
+
+def retry_delay(attempts: int, *, base_s: float, max_s: float) -> float:
+    """Seconds before the next try: exponential in the attempts made, capped, with "equal jitter"
+    (half of it fixed, half random) so retries of many jobs failing together spread out."""
+    ceiling = min(max_s, base_s * 2 ** max(0, attempts - 1))
+    return ceiling / 2 + random.uniform(0, ceiling / 2)
 
 
 class PermanentJobError(Exception):
@@ -99,14 +105,8 @@ class JobTask(Task):  # type: ignore[misc]
                 if job.attempts >= settings.job_max_attempts:
                     self._fail(session, job, f"gave up after {job.attempts} attempts: {reason}")
                     raise
-                delay = (
-                    get_exponential_backoff_interval(
-                        factor=settings.job_retry_base_s,
-                        retries=job.attempts - 1,
-                        maximum=settings.job_retry_max_s,
-                        full_jitter=True,
-                    )
-                    + random.random()
+                delay = retry_delay(
+                    job.attempts, base_s=settings.job_retry_base_s, max_s=settings.job_retry_max_s
                 )
                 jobs.retry_later(session, job, delay_s=delay, error=reason)
                 session.commit()
