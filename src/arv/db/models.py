@@ -139,6 +139,10 @@ class Portrait(MarkerFields, Base):
 
 class ARContent(MarkerFields, Base):
     __tablename__ = "ar_contents"
+    # Room on each page for updated row versions: the periodic passes flip `is_active` and
+    # `active_video_id` in place, and with free space those updates stay on the page (HOT) instead of
+    # writing a new entry in every index.
+    __table_args__ = {"postgresql_with": {"fillfactor": 90}}
 
     id: Mapped[int] = mapped_column(primary_key=True)
     company_id: Mapped[int] = mapped_column(ForeignKey("companies.id", ondelete="CASCADE"), index=True)

@@ -158,6 +158,7 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_ar_contents")),
         sa.UniqueConstraint("unique_id", name=op.f("uq_ar_contents_unique_id")),
+        postgresql_with={"fillfactor": 90},
     )
     with op.batch_alter_table("ar_contents", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_ar_contents_company_id"), ["company_id"], unique=False)
