@@ -5,13 +5,6 @@ set -euo pipefail
 cd "$(dirname "$0")/../src/arv/viewer"
 
 if ! command -v npm >/dev/null 2>&1; then
-  # Everything else of ARV runs without Node.js; only the AR page needs these files.
-  echo "warning: npm is not installed, so the AR page's libraries are not: /ar/... answers 503 until" \
-    "Node.js and npm are installed and this script (scripts/install-viewer-assets.sh) runs again" >&2
-  exit 0
-fi
-
-if ! command -v npm >/dev/null 2>&1; then
   # The API runs without them; only the AR page needs them, and it says so when they are missing.
   echo "warning: npm is not installed, so the AR viewer's browser libraries are not; install Node.js and npm," \
        "then run 'make install' again" >&2
