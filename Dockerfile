@@ -8,7 +8,8 @@ WORKDIR /app
 COPY pyproject.toml constraints.txt README.md ./
 COPY src ./src
 COPY scripts ./scripts
-RUN pip install -c constraints.txt . && (test ! -x scripts/install-viewer-assets.sh || scripts/install-viewer-assets.sh)
+# The viewer's browser libraries are copied into the package first, so the install carries them.
+RUN scripts/install-viewer-assets.sh && pip install -c constraints.txt .
 RUN useradd --create-home arv && mkdir -p /data && chown arv /data
 USER arv
 ENV ARV_DATA_DIR=/data
