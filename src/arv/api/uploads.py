@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 
 from fastapi import HTTPException, UploadFile, status
+from sqlalchemy.orm import Session
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from arv.services.uploads import UploadRefused
+from arv.storage import Storage, new_key
 
 # Room for the multipart envelope and form fields around the file itself.
 ENVELOPE_BYTES = 1024 * 1024
@@ -98,3 +100,30 @@ class BodySizeLimit:
 
 class _TooLarge(Exception):
     pass
+
+
+class StoredUntilCommit:
+    """Objects a request writes to storage before its transaction: if the transaction does not
+    commit, it is rolled back and the objects are deleted, so a failed request leaves no orphan."""
+
+    def __init__(self, session: Session, storage: Storage) -> None:
+        self.session = session
+        self.storage = storage
+        self.keys: list[str] = []
+
+    def put(self, prefix: str, suffix: str, data: bytes, content_type: str) -> str:
+        """Store `data` under a new unguessable key and return the key."""
+        key = new_key(prefix, suffix)
+        self.storage.put(key, data, content_type)
+        self.keys.append(key)
+        return key
+
+    def __enter__(self) -> StoredUntilCommit:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
+        if exc_type is None:
+            return
+        self.session.rollback()
+        for key in self.keys:
+            self.storage.delete(key)

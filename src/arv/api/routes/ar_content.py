@@ -7,34 +7,25 @@ from fastapi import APIRouter, File, Form, UploadFile, status
 from arv.api.deps import CurrentPrincipal, SessionDep, SettingsDep, StorageDep, get_owned
 from arv.api.presenters import ar_content_out, video_out
 from arv.api.schemas import ARContentOut, TaskAccepted, VideoOut
-from arv.api.uploads import read_upload, refused
+from arv.api.uploads import StoredUntilCommit, read_upload, refused
 from arv.db.models import ARContent, Project, Video
 from arv.services import markers, previews, qr_codes
 from arv.services.uploads import UploadRefused, check_image, sniff_video
-from arv.storage import Storage, new_key
 from arv.tasks.app import DEFAULT, MARKERS
 
 router = APIRouter(prefix="/api/ar-content", tags=["ar-content"])
 
 
 def _add_video(
-    session: SessionDep,
-    storage: Storage,
-    content: ARContent,
-    data: bytes,
-    filename: str | None,
-    stored_keys: list[str],
+    session: SessionDep, stored: StoredUntilCommit, content: ARContent, data: bytes, filename: str | None
 ) -> Video:
     try:
         container = sniff_video(data)
     except UploadRefused as exc:
         raise refused(exc) from exc
-    key = new_key("videos", container.suffix)
-    storage.put(key, data, container.content_type)
-    stored_keys.append(key)
     video = Video(
         ar_content_id=content.id,
-        storage_key=key,
+        storage_key=stored.put("videos", container.suffix, data, container.content_type),
         content_type=container.content_type,
         size_bytes=len(data),
         filename=(filename or "")[:255] or None,
@@ -69,16 +60,12 @@ def create_ar_content(
             sniff_video(video_data)
     except UploadRefused as exc:
         raise refused(exc) from exc
-    stored: list[str] = []
-    try:
-        key = new_key("images", checked.suffix)
-        storage.put(key, image_data, checked.content_type)
-        stored.append(key)
+    with StoredUntilCommit(session, storage) as stored:
         content = ARContent(
             company_id=project.company_id,
             project_id=project.id,
             title=title,
-            image_key=key,
+            image_key=stored.put("images", checked.suffix, image_data, checked.content_type),
             image_content_type=checked.content_type,
             image_width=checked.width,
             image_height=checked.height,
@@ -87,16 +74,11 @@ def create_ar_content(
         session.add(content)
         session.flush()
         if video_data is not None:
-            _add_video(session, storage, content, video_data, video.filename if video else None, stored)
+            _add_video(session, stored, content, video_data, video.filename if video else None)
         markers.request_compile(session, content, task_name="generate_ar_content_marker_task", queue=MARKERS)
         qr_codes.request_qr_code(session, content, DEFAULT)
         previews.request_thumbnail(session, content, DEFAULT)
         session.commit()
-    except BaseException:
-        session.rollback()
-        for key in stored:
-            storage.delete(key)
-        raise
     return ar_content_out(content, storage, settings)
 
 
@@ -137,15 +119,9 @@ def upload_video(
 ) -> VideoOut:
     content = get_owned(session, principal, ARContent, content_id, "AR content")
     data = read_upload(video, limit=settings.max_upload_bytes, field="video")
-    stored: list[str] = []
-    try:
-        created = _add_video(session, storage, content, data, video.filename if video else None, stored)
+    with StoredUntilCommit(session, storage) as stored:
+        created = _add_video(session, stored, content, data, video.filename if video else None)
         session.commit()
-    except BaseException:
-        session.rollback()
-        for key in stored:
-            storage.delete(key)
-        raise
     return video_out(created, storage, settings)
 
 

@@ -7,11 +7,10 @@ from fastapi import APIRouter, File, Form, UploadFile, status
 from arv.api.deps import CurrentPrincipal, SessionDep, SettingsDep, StorageDep, acting_company, get_owned
 from arv.api.presenters import portrait_out
 from arv.api.schemas import PortraitOut
-from arv.api.uploads import read_upload, refused
+from arv.api.uploads import StoredUntilCommit, read_upload, refused
 from arv.db.models import Portrait
 from arv.services import markers, previews
 from arv.services.uploads import UploadRefused, check_image
-from arv.storage import new_key
 from arv.tasks.app import DEFAULT, MARKERS
 
 router = APIRouter(prefix="/api/portraits", tags=["portraits"])
@@ -33,12 +32,10 @@ def upload_portrait(
         image = check_image(data, max_pixels=settings.max_image_pixels, field="file")
     except UploadRefused as exc:
         raise refused(exc) from exc
-    key = new_key("images", image.suffix)
-    storage.put(key, data, image.content_type)
-    try:
+    with StoredUntilCommit(session, storage) as stored:
         portrait = Portrait(
             company_id=company.id,
-            image_key=key,
+            image_key=stored.put("images", image.suffix, data, image.content_type),
             image_content_type=image.content_type,
             image_width=image.width,
             image_height=image.height,
@@ -48,10 +45,6 @@ def upload_portrait(
         markers.request_compile(session, portrait, task_name="generate_mind_marker_task", queue=MARKERS)
         previews.request_thumbnail(session, portrait, DEFAULT)
         session.commit()
-    except BaseException:
-        session.rollback()
-        storage.delete(key)
-        raise
     return portrait_out(portrait, storage, settings)
 
 
