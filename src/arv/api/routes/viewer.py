@@ -136,9 +136,7 @@ def viewer_content(
 
 
 @router.get(STATIC_ROUTE + "{relative:path}", include_in_schema=False)
-def viewer_static(
-    relative: str, accept_encoding: Annotated[str | None, Header()] = None
-) -> FileResponse:
+def viewer_static(relative: str, accept_encoding: Annotated[str | None, Header()] = None) -> FileResponse:
     """The page's own files and the npm files it loads; gzip copies to browsers that take them."""
     served = find_static(relative, accepts_gzip="gzip" in (accept_encoding or "").lower())
     if served is None:
