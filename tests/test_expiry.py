@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select
 
-from arv.db.models import ARContent, Company, Notification, Project
+from arv.db.models import ARContent, Company, Notification, Project, Video, utcnow
 from arv.db.session import session_scope
 from arv.services import expiry
 
@@ -248,3 +248,54 @@ def test_two_workers_warning_at_once_write_one_warning_per_project(arv_env: dict
             select(Notification.project_id, func.count()).group_by(Notification.project_id)
         ).all()
     assert len(per_project) == 150 and {count for _, count in per_project} == {1}
+
+
+def test_viewer_stops_at_expiry_and_plays_again_after_renewal(api, tenant) -> None:  # type: ignore[no-untyped-def]
+    """Through the API: an expired project's content answers 404 `expired` on the public endpoint; renewing
+    it with PATCH and the next pass make it play again."""
+    created = api.post(
+        "/api/projects",
+        json={"name": "Anniversary", "expires_at": (utcnow() - timedelta(minutes=1)).isoformat()},
+        headers=tenant.headers,
+    )
+    assert created.status_code == 201, created.text
+    project = created.json()["id"]
+    with session_scope() as session:
+        content = ARContent(
+            company_id=tenant.company_id,
+            project_id=project,
+            title="Portrait",
+            image_key="images/p.png",
+            image_content_type="image/png",
+            image_width=640,
+            image_height=480,
+            marker_status="ready",
+            marker_key="markers/p.mind",
+        )
+        session.add(content)
+        session.flush()
+        video = Video(
+            ar_content_id=content.id, storage_key="videos/v.mp4", content_type="video/mp4", size_bytes=1
+        )
+        session.add(video)
+        session.flush()
+        content.active_video_id = video.id
+        unique_id = content.unique_id
+
+    with session_scope() as session:
+        assert expiry.deactivate_expired_content(session).contents_deactivated == 1
+    gone = api.get(f"/api/ar/{unique_id}")
+    assert gone.status_code == 404 and gone.json()["state"] == "expired"
+
+    renewed = api.patch(
+        f"/api/projects/{project}",
+        json={"expires_at": (utcnow() + timedelta(days=30)).isoformat()},
+        headers=tenant.headers,
+    )
+    assert renewed.status_code == 200, renewed.text
+    with session_scope() as session:
+        assert expiry.deactivate_expired_content(session).contents_reactivated == 1
+    playing = api.get(f"/api/ar/{unique_id}")
+    assert playing.status_code == 200, playing.text
+    assert playing.json()["state"] == "active"
+    assert api.get(f"/api/projects/{project}", headers=tenant.headers).json()["status"] == "active"
