@@ -75,10 +75,11 @@ def main() -> None:
         )
         try:
             wait_for_port(port)
-            with worker_pool(env, workdir) as pool:
-                pool.start("markers", concurrency=os.cpu_count() or 2)
-                pool.start("default", concurrency=1)
-                upload_report(f"http://127.0.0.1:{port}", headers, args.uploads, args.clients)
+            if args.uploads:
+                with worker_pool(env, workdir) as pool:
+                    pool.start("markers", concurrency=os.cpu_count() or 2)
+                    pool.start("default", concurrency=1)
+                    upload_report(f"http://127.0.0.1:{port}", headers, args.uploads, args.clients)
             with worker_pool(env, workdir) as pool:
                 pool.start("default", concurrency=1, extra=["-I", "benchmarks.pipeline_tasks"])
                 overhead_report(args.noops)

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import and_, event, func, insert, or_, select, text, update
+from sqlalchemy import and_, event, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from arv.db.models import Job, JobStatus, new_uuid, utcnow
@@ -120,10 +120,6 @@ def claim(session: Session, job_id: str, *, lease_s: float) -> Job | None:
         and_(Job.status == JobStatus.QUEUED, Job.available_at <= now),
         and_(Job.status == JobStatus.RUNNING, Job.lease_expires_at < now),
     )
-    if session.get_bind().dialect.name == "postgresql":
-        # A claim need not survive a crash: a lost claim only makes the job claimable again, which
-        # the lease and the sweep already allow for. Not waiting for the WAL flush halves its cost.
-        session.execute(text("SET LOCAL synchronous_commit TO OFF"))
     job = session.scalars(
         update(Job)
         .where(Job.id == job_id, claimable)
