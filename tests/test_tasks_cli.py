@@ -27,7 +27,7 @@ def arv(env: dict[str, str], *args: str, timeout: float = 120) -> subprocess.Com
 
 def make_project(expires_in: timedelta) -> int:
     with session_scope() as session:
-        company = Company(name="Studio")
+        company = Company(name="Studio", contact_email="owner@photostudio.com")
         session.add(company)
         session.flush()
         project = Project(company_id=company.id, name="Album", expires_at=utcnow() + expires_in)
@@ -63,9 +63,10 @@ def test_task_sent_to_a_worker_prints_the_counts_it_changed(arv_env: dict[str, s
         "expired_notifications_created": 1,
         "projects_reactivated": 0,
         "contents_reactivated": 0,
+        "deliveries_queued": 1,
     }
-    assert json.loads(warned.stdout) == {"warnings_created": 1}
-    assert json.loads(again.stdout) == {"warnings_created": 0}
+    assert json.loads(warned.stdout) == {"warnings_created": 1, "deliveries_queued": 1}
+    assert json.loads(again.stdout) == {"warnings_created": 0, "deliveries_queued": 0}
     assert swept.returncode == 0 and isinstance(json.loads(swept.stdout), dict), swept.stderr
     with session_scope() as session:
         assert session.get_one(Project, project).status == "expired"

@@ -13,6 +13,7 @@ from celery import shared_task
 from arv.config import get_settings
 from arv.db.session import session_scope
 from arv.services import expiry, rotation
+from arv.services.notify import outbox
 
 log = structlog.get_logger(__name__)
 
@@ -28,6 +29,8 @@ def check_expiring_projects() -> dict[str, int]:
     """One expiry warning per project and expiry date, inside the project's warning window."""
     with session_scope() as session:
         result = expiry.check_expiring_projects(session).to_dict()
+        # The new notifications get their deliveries now, not at the next fan-out tick.
+        result["deliveries_queued"] = outbox.fan_out_notifications(session)
     _log_changes("expiry.warnings", result)
     return result
 
@@ -37,6 +40,7 @@ def deactivate_expired_content() -> dict[str, int]:
     """Expire projects past their date (content stops playing) and reactivate renewed ones."""
     with session_scope() as session:
         result = expiry.deactivate_expired_content(session).to_dict()
+        result["deliveries_queued"] = outbox.fan_out_notifications(session)
     _log_changes("expiry.deactivation", result)
     return result
 
