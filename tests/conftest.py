@@ -78,10 +78,17 @@ def arv_env(
     if request.node.get_closest_marker("production_stack"):
         # Redis broker and result backend under a key prefix of this test's own, S3 on a moto server.
         prefix = f"arvtest-{uuid.uuid4().hex[:10]}:"
-        env.update({"ARV_BROKER_URL": REDIS_URL, "ARV_RESULT_BACKEND": REDIS_URL, "ARV_REDIS_KEY_PREFIX": prefix,
-                    "ARV_STORAGE_URL": f"s3://arv-{uuid.uuid4().hex[:12]}",
-                    "ARV_S3_ENDPOINT": request.getfixturevalue("s3_endpoint"),
-                    "ARV_S3_ACCESS_KEY": "testing", "ARV_S3_SECRET_KEY": "testing"})
+        env.update(
+            {
+                "ARV_BROKER_URL": REDIS_URL,
+                "ARV_RESULT_BACKEND": REDIS_URL,
+                "ARV_REDIS_KEY_PREFIX": prefix,
+                "ARV_STORAGE_URL": f"s3://arv-{uuid.uuid4().hex[:12]}",
+                "ARV_S3_ENDPOINT": request.getfixturevalue("s3_endpoint"),
+                "ARV_S3_ACCESS_KEY": "testing",
+                "ARV_S3_SECRET_KEY": "testing",
+            }
+        )
     apply_env(env, monkeypatch)
     if db_backend == "sqlite":
         from arv.db.migrate import upgrade_database

@@ -21,10 +21,9 @@ from arv.cli import compile as command
 from arv.cli.app import app
 from arv.mindar import decode_mind
 from arv.mindar.images import MIN_SHORTEST_SIDE
+from tests.support.fixtures import MINDAR_FIXTURES
 
-FIXTURES = Path(
-    os.environ.get("ARV_TEST_MINDAR_FIXTURES", Path(__file__).resolve().parents[3] / "shared/fixtures/mindar")
-)
+FIXTURES = MINDAR_FIXTURES
 # The installed console script, run as a customer runs it.
 ARV = Path(sys.executable).with_name("arv")
 

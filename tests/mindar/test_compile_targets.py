@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,10 +16,9 @@ from arv.mindar import (
     decode_mind,
 )
 from arv.mindar.compiler import working_resolution
+from tests.support.fixtures import MINDAR_FIXTURES
 
-FIXTURES = Path(
-    os.environ.get("ARV_TEST_MINDAR_FIXTURES", Path(__file__).resolve().parents[3] / "shared/fixtures/mindar")
-)
+FIXTURES = MINDAR_FIXTURES
 
 
 def photo_like(height: int, width: int, *, seed: int = 0, blob: int = 8) -> np.ndarray:

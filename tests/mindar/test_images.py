@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import os
 from pathlib import Path
 
 import numpy as np
@@ -19,11 +18,10 @@ from arv.mindar.errors import (
     UnsupportedImageFormatError,
 )
 from arv.mindar.images import grey_from_rgb, load_grey_image, load_target_image
+from tests.support.fixtures import MINDAR_FIXTURES
 
 # MindAR's reference images and .mind files live beside the repository, in shared/fixtures/mindar.
-FIXTURES = Path(
-    os.environ.get("ARV_TEST_MINDAR_FIXTURES", Path(__file__).resolve().parents[3] / "shared/fixtures/mindar")
-)
+FIXTURES = MINDAR_FIXTURES
 
 
 def _encoded(image: Image.Image, format: str, **options: object) -> bytes:

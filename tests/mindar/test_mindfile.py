@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import msgpack
 import numpy as np
 import pytest
 
 from arv.mindar.errors import MindFileError
 from arv.mindar.mindfile import decode_mind, encode_mind
+from tests.support.fixtures import MINDAR_FIXTURES
 
-FIXTURES = Path(
-    os.environ.get("ARV_TEST_MINDAR_FIXTURES", Path(__file__).resolve().parents[3] / "shared/fixtures/mindar")
-)
+FIXTURES = MINDAR_FIXTURES
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,6 @@ itself in Node.js (tests/support/mindar_client.py).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -17,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.camera_views import CameraView, located_in, views_of_target, views_without_target
+from tests.support.fixtures import MINDAR_FIXTURES
 from tests.support.mindar_client import (
     Detection,
     SearchRun,
@@ -27,9 +27,7 @@ from tests.support.mindar_client import (
 
 pytestmark = pytest.mark.node
 
-FIXTURES = Path(
-    os.environ.get("ARV_TEST_MINDAR_FIXTURES", Path(__file__).resolve().parents[3] / "shared/fixtures/mindar")
-)
+FIXTURES = MINDAR_FIXTURES
 SAMPLE_PHOTOS = Path(str(files("skimage") / "data"))
 
 TARGET_PICTURES = {

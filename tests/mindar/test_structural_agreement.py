@@ -13,7 +13,6 @@ tests/mindar_client).
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -24,11 +23,10 @@ import pytest
 from PIL import Image, ImageDraw
 
 from arv.mindar.matching import build_matching_keyframes
+from tests.support.fixtures import MINDAR_FIXTURES
 from tests.support.mindar_client import ensure_node_modules, node_executable
 
-FIXTURES = Path(
-    os.environ.get("ARV_TEST_MINDAR_FIXTURES", Path(__file__).resolve().parents[3] / "shared/fixtures/mindar")
-)
+FIXTURES = MINDAR_FIXTURES
 MINDAR_MATCHING_SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "mindar_matching_node.mjs"
 MAX_DISTANCE_PX = 1.0
 MAX_HAMMING_BITS = 67  # 10% of 672

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from importlib.resources import files
 from pathlib import Path
 
@@ -14,11 +13,10 @@ from PIL import Image
 from arv.mindar.images import grey_from_rgb
 from arv.mindar.mindfile import decode_mind
 from arv.mindar.tracking import build_tracking_levels, extract_tracking_points, resize_box_average
+from tests.support.fixtures import MINDAR_FIXTURES
 from tests.support.mindar_client import compile_with_mindar, picture_as_seen
 
-FIXTURES = Path(
-    os.environ.get("ARV_TEST_MINDAR_FIXTURES", Path(__file__).resolve().parents[3] / "shared/fixtures/mindar")
-)
+FIXTURES = MINDAR_FIXTURES
 
 
 def _reference_tracking(name: str) -> list[dict]:

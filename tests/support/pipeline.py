@@ -9,10 +9,11 @@ import numpy as np
 from fastapi.testclient import TestClient
 from PIL import Image
 
+from tests.support.fixtures import MINDAR_FIXTURES
 from tests.support.images import photo_jpeg
-from tests.support.platform import REPO, wait_until
+from tests.support.platform import wait_until
 
-FIXTURES = REPO.parent / "shared" / "fixtures" / "mindar"
+FIXTURES = MINDAR_FIXTURES
 
 
 def target_photo() -> bytes:

@@ -18,6 +18,7 @@ from sqlalchemy import select
 from arv.db.models import ARContent, Job, JobStatus, MarkerStatus
 from arv.db.session import session_scope
 from arv.storage import get_storage
+from tests.support.fixtures import MINDAR_FIXTURES
 from tests.support.platform import REPO, wait_until
 from tests.support.servers import free_port
 
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
     # Only the type: importing conftest clears the process's ARV_ variables (benchmarks use this module).
     from tests.conftest import Tenant
 
-REFERENCE_MIND = REPO.parent / "shared" / "fixtures" / "mindar" / "card.mind"
+REFERENCE_MIND = MINDAR_FIXTURES / "card.mind"
 BROWSER_DIR = REPO / "tests" / "browser"
 
 

@@ -55,7 +55,8 @@ def _compile_with_progress_bar(images: list[Path], **options: object) -> Compile
         task = progress.add_task("compiling", total=1.0)
 
         def advance(fraction: float, message: str) -> None:
-            progress.update(task, completed=fraction, description=message)
+            # Draw each stage as it starts: a stage can be shorter than the bar's refresh interval.
+            progress.update(task, completed=fraction, description=message, refresh=True)
 
         return compile_targets(images, progress=advance, **options)  # type: ignore[arg-type]
 
