@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import and_, event, func, insert, or_, select, update
+from sqlalchemy import Table, and_, bindparam, event, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from arv.db.models import Job, JobStatus, new_uuid, utcnow
@@ -110,40 +110,49 @@ def publish(wakeups: Iterable[Wakeup]) -> int:
     return send_wakeups(list(wakeups))
 
 
+# Claiming runs once per task on a worker: the statement is built once, on the table rather than the
+# ORM class, so each claim costs its round trips and little Python.
+_jobs: Table = Job.__table__  # type: ignore[assignment]
+_CLAIM = (
+    update(_jobs)
+    .where(
+        _jobs.c.id == bindparam("job_id"),
+        or_(
+            and_(_jobs.c.status == JobStatus.QUEUED, _jobs.c.available_at <= bindparam("now")),
+            and_(_jobs.c.status == JobStatus.RUNNING, _jobs.c.lease_expires_at < bindparam("now")),
+        ),
+    )
+    .values(
+        status=JobStatus.RUNNING,
+        attempts=_jobs.c.attempts + 1,
+        lease_expires_at=bindparam("lease_expires_at"),
+        started_at=bindparam("now"),
+    )
+    .returning(*_jobs.c)
+)
+
+
 def claim(session: Session, job_id: str, *, lease_s: float) -> Job | None:
     """Take the job for this worker, or None when it is done, running elsewhere or not yet due.
 
     A job whose lease has expired (its worker died) can be claimed again.
     """
     now = utcnow()
-    claimable = or_(
-        and_(Job.status == JobStatus.QUEUED, Job.available_at <= now),
-        and_(Job.status == JobStatus.RUNNING, Job.lease_expires_at < now),
-    )
-    job = session.scalars(
-        update(Job)
-        .where(Job.id == job_id, claimable)
-        .values(
-            status=JobStatus.RUNNING,
-            attempts=Job.attempts + 1,
-            lease_expires_at=now + timedelta(seconds=lease_s),
-            started_at=now,
-        )
-        .returning(Job)
-        .execution_options(populate_existing=True)
+    row = session.execute(
+        _CLAIM, {"job_id": job_id, "now": now, "lease_expires_at": now + timedelta(seconds=lease_s)}
     ).one_or_none()
     session.commit()
-    return job
+    # A detached copy of the row: the job's work reads it; settling it goes through `_settle`.
+    return Job(**row._mapping) if row is not None else None
 
 
 def _settle(session: Session, job: Job, **values: Any) -> bool:
     # Only the attempt that holds the claim may settle it; a stale worker whose lease was taken over
     # changes nothing.
     result = session.execute(
-        update(Job)
-        .where(Job.id == job.id, Job.status == JobStatus.RUNNING, Job.attempts == job.attempts)
+        update(_jobs)
+        .where(_jobs.c.id == job.id, _jobs.c.status == JobStatus.RUNNING, _jobs.c.attempts == job.attempts)
         .values(**values)
-        .execution_options(synchronize_session=False)
     )
     return result.rowcount == 1  # type: ignore[attr-defined,no-any-return]
 
