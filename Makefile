@@ -24,13 +24,14 @@ run: install
 node-deps:
 	scripts/install-node-deps.sh
 
-test: install node-deps
+test: install node-deps lint
 	scripts/install-system-packages.sh
 	scripts/test-services.sh
 	$(BIN)/python -m pytest
 
 lint: install
 	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/mypy src/arv
 
 clean:

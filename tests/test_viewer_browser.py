@@ -68,7 +68,7 @@ def test_the_page_tracks_the_print_and_plays_the_video_and_never_tracks_without_
         assert states[:3] == ["loading", "scanning", "tracking"], seen
         # Lost when the print went away, found again when it came back; playing only while tracking.
         first = states.index("tracking")
-        assert states[first:first + 3] == ["tracking", "scanning", "tracking"], seen
+        assert states[first : first + 3] == ["tracking", "scanning", "tracking"], seen
         assert all(s["videoPaused"] == (s["state"] != "tracking") for s in seen["states"]), seen["states"]
         if seen["finalState"] == "tracking":
             video = seen["video"]

@@ -22,9 +22,7 @@ class QRCodeTask(JobTask):
     abstract = True
 
     def execute(self, session: Session, job: Job) -> JobOutcome:
-        result = qr_codes.generate_qr_code(
-            session, get_storage(), job, base_url=get_settings().api_base_url
-        )
+        result = qr_codes.generate_qr_code(session, get_storage(), job, base_url=get_settings().api_base_url)
         return JobOutcome(result=result)
 
 

@@ -44,14 +44,18 @@ def render_viewer(
         raise ValueError(f"unknown viewer state {state!r}")
     base = assets_base(cdn_base_url)
     config = {"contentUrl": f"/api/ar/{unique_id}"}
-    return _environment().get_template("viewer.html").render(
-        state=state,
-        reason=reason,
-        language=language,
-        text=MESSAGES[language],
-        base=base,
-        import_map=_script_json(import_map(base)),
-        config=_script_json(config),
-        runs_ar=state == "loading",
-        modules=vendor_modules() if state == "loading" else (),
+    return (
+        _environment()
+        .get_template("viewer.html")
+        .render(
+            state=state,
+            reason=reason,
+            language=language,
+            text=MESSAGES[language],
+            base=base,
+            import_map=_script_json(import_map(base)),
+            config=_script_json(config),
+            runs_ar=state == "loading",
+            modules=vendor_modules() if state == "loading" else (),
+        )
     )

@@ -270,7 +270,10 @@ def upgrade() -> None:
     # ar_contents and videos point at each other: the second foreign key comes once both exist.
     with op.batch_alter_table("ar_contents", schema=None) as batch_op:
         batch_op.create_foreign_key(
-            batch_op.f("fk_ar_contents_active_video_id_videos"), "videos", ["active_video_id"], ["id"],
+            batch_op.f("fk_ar_contents_active_video_id_videos"),
+            "videos",
+            ["active_video_id"],
+            ["id"],
             ondelete="SET NULL",
         )
 
