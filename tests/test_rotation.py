@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from arv.db.models import ARContent, Company, Project, Video, VideoRotationSchedule
+from arv.db.models import ARContent, VideoRotationSchedule
 from arv.db.session import session_scope
 from arv.services.rotation import (
     InvalidRotationRule,
@@ -26,6 +26,7 @@ from arv.services.rotation import (
     next_rotation_at,
     rotate_scheduled_videos,
 )
+from tests.support.records import make_company, make_content
 
 # Zones with the awkward cases: 1-hour DST both hemispheres, 30-minute DST (Lord Howe), a DST change at
 # midnight (Santiago, Havana), a day that was skipped entirely (Apia, 2011-12-30), and no DST at all.
@@ -270,37 +271,7 @@ NOW = datetime(2027, 5, 12, 9, 30, tzinfo=UTC)
 
 
 def make_content_with_videos(count: int) -> tuple[int, list[int]]:
-    with session_scope() as session:
-        company = Company(name="Studio")
-        session.add(company)
-        session.flush()
-        project = Project(company_id=company.id, name="Album")
-        session.add(project)
-        session.flush()
-        content = ARContent(
-            company_id=company.id,
-            project_id=project.id,
-            title="Portrait",
-            image_key="images/p.png",
-            image_content_type="image/png",
-            image_width=640,
-            image_height=480,
-        )
-        session.add(content)
-        session.flush()
-        videos = [
-            Video(
-                ar_content_id=content.id,
-                storage_key=f"videos/{i}.mp4",
-                content_type="video/mp4",
-                size_bytes=1,
-            )
-            for i in range(count)
-        ]
-        session.add_all(videos)
-        session.flush()
-        content.active_video_id = videos[0].id
-        return content.id, [v.id for v in videos]
+    return make_content(make_company(), count)
 
 
 def add_schedule(content_id: int, sequence: list[int], next_at: datetime, **fields: object) -> int:

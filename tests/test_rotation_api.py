@@ -8,42 +8,10 @@ from zoneinfo import ZoneInfo
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from arv.db.models import ARContent, Project, Video, VideoRotationSchedule
+from arv.db.models import VideoRotationSchedule
 from arv.db.session import session_scope
 from arv.services.rotation import rotate_scheduled_videos
-
-
-def make_content(company_id: int, videos: int) -> tuple[int, list[int]]:
-    """AR content of `company_id` with `videos` videos, written directly: the rotation API is what is
-    under test, not uploads."""
-    with session_scope() as session:
-        project = Project(company_id=company_id, name="Album")
-        session.add(project)
-        session.flush()
-        content = ARContent(
-            company_id=company_id,
-            project_id=project.id,
-            title="Portrait",
-            image_key="images/p.png",
-            image_content_type="image/png",
-            image_width=640,
-            image_height=480,
-        )
-        session.add(content)
-        session.flush()
-        rows = [
-            Video(
-                ar_content_id=content.id,
-                storage_key=f"videos/{i}.mp4",
-                content_type="video/mp4",
-                size_bytes=1,
-            )
-            for i in range(videos)
-        ]
-        session.add_all(rows)
-        session.flush()
-        content.active_video_id = rows[0].id if rows else None
-        return content.id, [v.id for v in rows]
+from tests.support.records import make_content
 
 
 def test_company_sets_reads_and_stops_a_rotation_schedule(api: TestClient, tenant) -> None:  # type: ignore[no-untyped-def]
