@@ -146,27 +146,39 @@ def claim(session: Session, job_id: str, *, lease_s: float) -> Job | None:
     return Job(**row._mapping) if row is not None else None
 
 
+# Only the attempt that holds the claim may settle it; a stale worker whose lease was taken over
+# changes nothing.
+_HOLDS_CLAIM = and_(
+    _jobs.c.id == bindparam("job_id"),
+    _jobs.c.status == JobStatus.RUNNING,
+    _jobs.c.attempts == bindparam("attempt"),
+)
+# Success is settled once per task: built once, like the claim.
+_SUCCEED = (
+    update(_jobs)
+    .where(_HOLDS_CLAIM)
+    .values(
+        status=JobStatus.SUCCEEDED,
+        result=bindparam("outcome", type_=_jobs.c.result.type),
+        error=None,
+        finished_at=bindparam("settled_at", type_=_jobs.c.finished_at.type),
+        lease_expires_at=None,
+    )
+)
+
+
 def _settle(session: Session, job: Job, **values: Any) -> bool:
-    # Only the attempt that holds the claim may settle it; a stale worker whose lease was taken over
-    # changes nothing.
     result = session.execute(
-        update(_jobs)
-        .where(_jobs.c.id == job.id, _jobs.c.status == JobStatus.RUNNING, _jobs.c.attempts == job.attempts)
-        .values(**values)
+        update(_jobs).where(_HOLDS_CLAIM).values(**values), {"job_id": job.id, "attempt": job.attempts}
     )
     return result.rowcount == 1  # type: ignore[attr-defined,no-any-return]
 
 
 def succeed(session: Session, job: Job, result: dict[str, Any] | None = None) -> bool:
-    return _settle(
-        session,
-        job,
-        status=JobStatus.SUCCEEDED,
-        result=result,
-        error=None,
-        finished_at=utcnow(),
-        lease_expires_at=None,
+    executed = session.execute(
+        _SUCCEED, {"job_id": job.id, "attempt": job.attempts, "outcome": result, "settled_at": utcnow()}
     )
+    return executed.rowcount == 1  # type: ignore[attr-defined,no-any-return]
 
 
 def fail(session: Session, job: Job, error: str) -> bool:

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from arv.config import get_settings
 from arv.db.models import Job
-from arv.db.session import get_sessionmaker
+from arv.db.session import get_engine, get_sessionmaker
 from arv.services import jobs
 from arv.storage import StorageError
 
@@ -73,8 +73,9 @@ class JobTask(Task):  # type: ignore[misc]
 
     def run_job(self, job_id: str) -> dict[str, Any]:
         settings = get_settings()
-        make_session = get_sessionmaker()
-        with make_session() as session:
+        # One connection for the whole job: its claim, work and settlement are several transactions,
+        # and a session bound to the engine would check a connection out (and ping it) for each.
+        with get_engine().connect() as connection, get_sessionmaker()(bind=connection) as session:
             job = jobs.claim(session, job_id, lease_s=self.lease_seconds())
             if job is None:
                 log.info(
