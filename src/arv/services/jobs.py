@@ -35,39 +35,27 @@ class Wakeup:
 
 
 def enqueue(
-    session: Session,
-    *,
-    task_name: str,
-    queue: str,
-    args: dict[str, Any],
-    company_id: int | None = None,
-    job_id: str | None = None,
+    session: Session, *, task_name: str, queue: str, args: dict[str, Any], company_id: int | None = None
 ) -> Job:
-    """Write a job in the caller's transaction; its message is published after that commits."""
-    now = utcnow()
-    job = Job(
-        kind=task_name,
-        queue=queue,
-        args=args,
-        company_id=company_id,
-        status=JobStatus.QUEUED,
-        available_at=now,
-        last_published_at=now,
-        publish_count=1,
-        created_at=now,
-    )
-    if job_id:
-        job.id = job_id
-    session.add(job)
-    session.flush()
-    session.info.setdefault(_TO_PUBLISH, []).append(Wakeup(job.id, task_name, queue))
-    return job
+    """Write a job in the caller's transaction; its message is published after that commits.
+
+    Returns a detached copy of the row (its id, for the record that waits on it).
+    """
+    [row] = _write_jobs(session, task_name=task_name, queue=queue, jobs=[(args, company_id)])
+    return Job(**row)
 
 
 def enqueue_many(
     session: Session, *, task_name: str, queue: str, jobs: Iterable[tuple[dict[str, Any], int | None]]
 ) -> list[str]:
     """Write many jobs (args, company id) in one statement; published after the caller commits."""
+    return [row["id"] for row in _write_jobs(session, task_name=task_name, queue=queue, jobs=jobs)]
+
+
+def _write_jobs(
+    session: Session, *, task_name: str, queue: str, jobs: Iterable[tuple[dict[str, Any], int | None]]
+) -> list[dict[str, Any]]:
+    # One INSERT on the table, not the ORM's unit of work: an upload writes its job on the hot path.
     now = utcnow()
     rows: list[dict[str, Any]] = [
         {
@@ -78,17 +66,17 @@ def enqueue_many(
             "company_id": company_id,
             "status": JobStatus.QUEUED,
             "attempts": 0,
+            "publish_count": 1,
             "available_at": now,
             "last_published_at": now,
-            "publish_count": 1,
             "created_at": now,
         }
         for args, company_id in jobs
     ]
     if rows:
-        session.execute(insert(Job), rows)
+        session.execute(insert(_jobs), rows)
         session.info.setdefault(_TO_PUBLISH, []).extend(Wakeup(row["id"], task_name, queue) for row in rows)
-    return [row["id"] for row in rows]
+    return rows
 
 
 @event.listens_for(Session, "after_commit")
