@@ -63,6 +63,9 @@ class JobTask(Task):  # type: ignore[misc]
 
     # Set by each subclass: the work of the job, run inside the transaction that settles it.
     execute: Callable[[Session, Job], JobOutcome]
+    # The service's own exceptions that mean "this job can never succeed", failing it at once with
+    # their message, like PermanentJobError.
+    permanent_errors: tuple[type[Exception], ...] = ()
 
     def job_failed(self, session: Session, job: Job, reason: str) -> None:
         """Record on the job's subject that it failed for good; the default has no subject."""
@@ -72,6 +75,7 @@ class JobTask(Task):  # type: ignore[misc]
         return float(hard_limit + get_settings().job_lease_margin_s)
 
     def run_job(self, job_id: str) -> dict[str, Any]:
+        permanent: tuple[type[Exception], ...] = (PermanentJobError, *self.permanent_errors)
         settings = get_settings()
         # One connection for the whole job: its claim, work and settlement are several transactions,
         # and a session bound to the engine would check a connection out (and ping it) for each.
@@ -96,7 +100,7 @@ class JobTask(Task):  # type: ignore[misc]
                 limit = self.soft_time_limit or self.app.conf.task_soft_time_limit
                 self._fail(session, job, f"took longer than the {limit} s time limit and was stopped")
                 raise
-            except PermanentJobError as exc:
+            except permanent as exc:
                 session.rollback()
                 self._fail(session, job, str(exc))
                 return {"failed": str(exc)}

@@ -12,7 +12,7 @@ from arv.db.models import ARContent, Job, Portrait
 from arv.services import markers
 from arv.services.notify.outbox import notify_marker_failed
 from arv.storage import get_storage
-from arv.tasks.jobs import JobOutcome, JobTask, PermanentJobError
+from arv.tasks.jobs import JobOutcome, JobTask
 
 _settings = get_settings()
 
@@ -22,15 +22,13 @@ class MarkerTask(JobTask):
 
     abstract = True
     marker_model: markers.MarkerSubject
+    permanent_errors = (markers.MarkerInputError,)
 
     def execute(self, session: Session, job: Job) -> JobOutcome:
         storage = get_storage()
-        try:
-            result, replaced = markers.compile_marker(
-                session, storage, self.marker_model, job, max_pixels=get_settings().max_image_pixels
-            )
-        except markers.MarkerInputError as exc:
-            raise PermanentJobError(str(exc)) from exc
+        result, replaced = markers.compile_marker(
+            session, storage, self.marker_model, job, max_pixels=get_settings().max_image_pixels
+        )
         cleanup = (lambda: storage.delete(replaced)) if replaced else None
         return JobOutcome(result=result, after_commit=cleanup)
 

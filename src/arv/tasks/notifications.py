@@ -16,7 +16,7 @@ from arv.services import jobs
 from arv.services.notify import delivery, outbox
 from arv.services.notify.errors import DeliveryRefused, OutcomeUnknown, RetryAfter
 from arv.services.notify.ratelimit import rate_limiter_for
-from arv.tasks.jobs import JobOutcome, JobTask, PermanentJobError
+from arv.tasks.jobs import JobOutcome, JobTask
 
 log = structlog.get_logger(__name__)
 
@@ -27,6 +27,7 @@ class DeliverNotificationTask(JobTask):
     """Sends the delivery named by the job (`args.delivery_id`) through its channel, once."""
 
     abstract = True
+    permanent_errors = (DeliveryRefused, OutcomeUnknown)
 
     def execute(self, session: Session, job: Job) -> JobOutcome:
         settings = get_settings()
@@ -38,8 +39,6 @@ class DeliverNotificationTask(JobTask):
                 limiter=rate_limiter_for(settings),
                 stale_claim_after_s=self.lease_seconds(),
             )
-        except (DeliveryRefused, OutcomeUnknown) as exc:
-            raise PermanentJobError(str(exc)) from exc
         except delivery.SendLater as exc:
             self._send_later(session, job, exc)
         return JobOutcome(result=outcome.to_dict())

@@ -11,7 +11,7 @@ from arv.config import get_settings
 from arv.db.models import Job
 from arv.services import previews
 from arv.storage import get_storage
-from arv.tasks.jobs import JobOutcome, JobTask, PermanentJobError
+from arv.tasks.jobs import JobOutcome, JobTask
 
 _settings = get_settings()
 _limits = {
@@ -24,14 +24,12 @@ class ThumbnailTask(JobTask):
     """Stores the thumbnail of the portrait or AR content image named by the job."""
 
     abstract = True
+    permanent_errors = (previews.PreviewInputError,)
 
     def execute(self, session: Session, job: Job) -> JobOutcome:
-        try:
-            result = previews.generate_thumbnail(
-                session, get_storage(), job, max_px=get_settings().thumbnail_max_px
-            )
-        except previews.PreviewInputError as exc:
-            raise PermanentJobError(str(exc)) from exc
+        result = previews.generate_thumbnail(
+            session, get_storage(), job, max_px=get_settings().thumbnail_max_px
+        )
         return JobOutcome(result=result)
 
 
@@ -39,14 +37,12 @@ class PosterTask(JobTask):
     """Stores the poster frame of the video named by the job, or says on the video why there is none."""
 
     abstract = True
+    permanent_errors = (previews.PreviewInputError,)
 
     def execute(self, session: Session, job: Job) -> JobOutcome:
-        try:
-            result = previews.generate_poster(
-                session, get_storage(), job, timeout_s=get_settings().poster_timeout_s
-            )
-        except previews.PreviewInputError as exc:
-            raise PermanentJobError(str(exc)) from exc
+        result = previews.generate_poster(
+            session, get_storage(), job, timeout_s=get_settings().poster_timeout_s
+        )
         return JobOutcome(result=result)
 
     def job_failed(self, session: Session, job: Job, reason: str) -> None:
