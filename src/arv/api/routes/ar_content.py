@@ -10,19 +10,27 @@ from arv.api.schemas import ARContentOut, TaskAccepted, VideoOut
 from arv.api.uploads import StoredUntilCommit, read_upload, refused
 from arv.db.models import ARContent, Project, Video
 from arv.services import markers, previews, qr_codes
-from arv.services.uploads import UploadRefused, check_image, sniff_video
+from arv.services.uploads import UploadRefused, VideoUpload, check_image, sniff_video
 from arv.tasks.app import DEFAULT, MARKERS
 
 router = APIRouter(prefix="/api/ar-content", tags=["ar-content"])
 
 
-def _add_video(
-    session: SessionDep, stored: StoredUntilCommit, content: ARContent, data: bytes, filename: str | None
-) -> Video:
+def _checked_video(data: bytes) -> VideoUpload:
     try:
-        container = sniff_video(data)
+        return sniff_video(data)
     except UploadRefused as exc:
         raise refused(exc) from exc
+
+
+def _add_video(
+    session: SessionDep,
+    stored: StoredUntilCommit,
+    content: ARContent,
+    data: bytes,
+    container: VideoUpload,
+    filename: str | None,
+) -> Video:
     video = Video(
         ar_content_id=content.id,
         storage_key=stored.put("videos", container.suffix, data, container.content_type),
@@ -56,10 +64,9 @@ def create_ar_content(
     video_data = read_upload(video, limit=limit, field="video") if video is not None else None
     try:
         checked = check_image(image_data, max_pixels=settings.max_image_pixels)
-        if video_data is not None:
-            sniff_video(video_data)
     except UploadRefused as exc:
         raise refused(exc) from exc
+    container = _checked_video(video_data) if video_data is not None else None
     with StoredUntilCommit(session, storage) as stored:
         content = ARContent(
             company_id=project.company_id,
@@ -73,8 +80,8 @@ def create_ar_content(
         )
         session.add(content)
         session.flush()
-        if video_data is not None:
-            _add_video(session, stored, content, video_data, video.filename if video else None)
+        if video_data is not None and container is not None:
+            _add_video(session, stored, content, video_data, container, video.filename if video else None)
         markers.request_compile(session, content, task_name="generate_ar_content_marker_task", queue=MARKERS)
         qr_codes.request_qr_code(session, content, DEFAULT)
         previews.request_thumbnail(session, content, DEFAULT)
@@ -119,8 +126,9 @@ def upload_video(
 ) -> VideoOut:
     content = get_owned(session, principal, ARContent, content_id, "AR content")
     data = read_upload(video, limit=settings.max_upload_bytes, field="video")
+    container = _checked_video(data)
     with StoredUntilCommit(session, storage) as stored:
-        created = _add_video(session, stored, content, data, video.filename if video else None)
+        created = _add_video(session, stored, content, data, container, video.filename if video else None)
         session.commit()
     return video_out(created, storage, settings)
 
