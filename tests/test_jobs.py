@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text, update
 
 from arv.db.models import Job, JobStatus, utcnow
-from arv.db.session import session_scope
+from arv.db.session import get_engine, session_scope
 from arv.services import jobs
 
 
@@ -16,6 +16,11 @@ def _enqueue(**kwargs: object) -> str:
     with session_scope() as session:
         job = jobs.enqueue(session, task_name="sweep_jobs", queue="default", args={}, **kwargs)  # type: ignore[arg-type]
         return job.id
+
+
+def _claim(job_id: str, *, lease_s: float) -> Job | None:
+    with get_engine().connect() as connection:
+        return jobs.claim(connection, job_id, lease_s=lease_s)
 
 
 def _job(job_id: str) -> Job:
@@ -27,25 +32,21 @@ def _job(job_id: str) -> Job:
 
 def test_a_job_is_claimed_once_however_often_its_message_arrives(arv_env: dict[str, str]) -> None:
     job_id = _enqueue()
-    with session_scope() as session:
-        first = jobs.claim(session, job_id, lease_s=60)
-        second = jobs.claim(session, job_id, lease_s=60)
+    first = _claim(job_id, lease_s=60)
+    second = _claim(job_id, lease_s=60)
     assert first is not None and first.attempts == 1
     assert second is None
     with session_scope() as session:
         assert jobs.succeed(session, first)
-    with session_scope() as session:
-        assert jobs.claim(session, job_id, lease_s=60) is None
+    assert _claim(job_id, lease_s=60) is None
     assert _job(job_id).status == JobStatus.SUCCEEDED
 
 
 def test_a_job_whose_worker_died_is_claimed_again_after_its_lease(arv_env: dict[str, str]) -> None:
     job_id = _enqueue()
-    with session_scope() as session:
-        dead = jobs.claim(session, job_id, lease_s=0.0)
+    dead = _claim(job_id, lease_s=0.0)
     assert dead is not None
-    with session_scope() as session:
-        again = jobs.claim(session, job_id, lease_s=60)
+    again = _claim(job_id, lease_s=60)
     assert again is not None and again.attempts == 2
     # The dead worker's late answer changes nothing: the claim is no longer its own.
     with session_scope() as session:
@@ -53,11 +54,30 @@ def test_a_job_whose_worker_died_is_claimed_again_after_its_lease(arv_env: dict[
     assert _job(job_id).status == JobStatus.RUNNING
 
 
+def test_the_work_after_a_claim_runs_in_a_transaction_again(arv_env: dict[str, str]) -> None:
+    # The claim commits on its own (on PostgreSQL in autocommit, without waiting for the disk); what
+    # follows on the same connection must be a durable transaction again, or a job that fails
+    # half-way would leave its half written.
+    job_id, other = _enqueue(), _enqueue()
+    postgresql = get_engine().dialect.name == "postgresql"
+    with get_engine().connect() as connection:
+        if postgresql:
+            durability = connection.scalar(text("SHOW synchronous_commit"))
+            connection.rollback()
+        assert jobs.claim(connection, job_id, lease_s=60)
+        if postgresql:
+            assert connection.scalar(text("SHOW synchronous_commit")) == durability
+        connection.execute(update(Job).where(Job.id == other).values(error="half-written"))
+        connection.rollback()
+    assert _job(job_id).status == JobStatus.RUNNING
+    assert _job(other).error is None
+
+
 def test_sweep_requeues_expired_leases_and_fails_them_after_the_last_attempt(arv_env: dict[str, str]) -> None:
     retried, exhausted = _enqueue(), _enqueue()
+    for job_id in (retried, exhausted):
+        assert _claim(job_id, lease_s=0.0)
     with session_scope() as session:
-        for job_id in (retried, exhausted):
-            assert jobs.claim(session, job_id, lease_s=0.0)
         session.get(Job, exhausted).attempts = 5  # type: ignore[union-attr]
     with session_scope() as session:
         result, wakeups, failed = jobs.sweep(

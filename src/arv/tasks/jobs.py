@@ -80,7 +80,7 @@ class JobTask(Task):  # type: ignore[misc]
         # One connection for the whole job: its claim, work and settlement are several transactions,
         # and a session bound to the engine would check a connection out (and ping it) for each.
         with get_engine().connect() as connection, get_sessionmaker()(bind=connection) as session:
-            job = jobs.claim(session, job_id, lease_s=self.lease_seconds())
+            job = jobs.claim(connection, job_id, lease_s=self.lease_seconds())
             if job is None:
                 log.info(
                     "job.skipped",
