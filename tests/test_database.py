@@ -1,4 +1,5 @@
-"""The pooled PostgreSQL connections survive the server dropping them between uses."""
+"""The pooled PostgreSQL connections: checked after a quiet spell, trusted while in steady use, and
+replaced when the server dropped them (a restart, an idle timeout)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,9 @@ from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import Engine, text
+from sqlalchemy.exc import OperationalError
 
+from arv.db import session as db_session
 from arv.db.session import make_engine
 
 
@@ -22,12 +25,31 @@ def engine(postgres_url: str) -> Iterator[Engine]:
     engine.dispose()
 
 
-def test_a_connection_the_server_dropped_while_pooled_is_replaced_unnoticed(engine: Engine) -> None:
-    # As after a server restart or an idle timeout: the pool's connection is gone when next used.
+def _drop_pooled_connection(engine: Engine) -> int:
+    """Use a connection, return it to the pool, and have the server end it; returns its pid."""
     pid = _backend_pid(engine)
     other = make_engine(str(engine.url))
     with other.connect() as admin:
         admin.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
     other.dispose()
+    return pid
 
+
+def test_a_connection_dropped_while_idle_is_replaced_unnoticed(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pid = _drop_pooled_connection(engine)
+    monkeypatch.setattr(db_session, "PING_AFTER_IDLE_S", 0.0)  # any pause counts as a quiet spell
+
+    assert _backend_pid(engine) != pid
+
+
+def test_a_connection_in_steady_use_is_not_pinged_and_a_lost_one_is_replaced_after_its_error(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pid = _drop_pooled_connection(engine)
+    monkeypatch.setattr(db_session, "PING_AFTER_IDLE_S", 3600.0)  # every checkout counts as steady use
+
+    with pytest.raises(OperationalError):
+        _backend_pid(engine)
     assert _backend_pid(engine) != pid

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, exc
+from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
 
 from arv.config import get_settings
 
@@ -15,7 +18,9 @@ from arv.config import get_settings
 def make_engine(url: str) -> Engine:
     """An engine for `url`; SQLite gets WAL and a busy timeout so workers and the API can share it."""
     if not url.startswith("sqlite"):
-        return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+        engine = create_engine(url, pool_size=10, max_overflow=20)
+        _ping_when_idle(engine)
+        return engine
     engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
 
     @event.listens_for(engine, "connect")
@@ -35,6 +40,38 @@ def make_engine(url: str) -> Engine:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
+
+
+# A pooled connection back in use within this many seconds is trusted without a ping.
+PING_AFTER_IDLE_S = 1.0
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    """Check a pooled connection with a round trip only when it sat idle: after a quiet spell (when a
+    restarted server or a closed socket is likely), not before every transaction of a busy process.
+
+    SQLAlchemy's `pool_pre_ping` pings on every checkout: one round trip in five of a worker's no-op
+    job. A connection lost within the window fails the statement that uses it (an API request answers
+    500 once; a job's claim fails and the sweep publishes the job again), and SQLAlchemy then replaces
+    the pool's connections.
+    """
+
+    @event.listens_for(engine, "connect")
+    @event.listens_for(engine, "checkin")
+    def _note_last_use(_dbapi_conn: DBAPIConnection, record: ConnectionPoolEntry) -> None:
+        record.info["last_used"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _ping_if_idle(
+        dbapi_conn: DBAPIConnection, record: ConnectionPoolEntry, _proxy: PoolProxiedConnection
+    ) -> None:
+        if time.monotonic() - record.info.get("last_used", 0.0) < PING_AFTER_IDLE_S:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_conn)
+        except engine.dialect.loaded_dbapi.Error as error:
+            # The pool replaces this connection (and any older one) and checks out a fresh one.
+            raise exc.InvalidatePoolError(f"pooled connection failed its ping: {error}") from error
 
 
 @lru_cache

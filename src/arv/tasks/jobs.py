@@ -78,7 +78,7 @@ class JobTask(Task):  # type: ignore[misc]
         permanent: tuple[type[Exception], ...] = (PermanentJobError, *self.permanent_errors)
         settings = get_settings()
         # One connection for the whole job: its claim, work and settlement are several transactions,
-        # and a session bound to the engine would check a connection out (and ping it) for each.
+        # and a session bound to the engine would check a connection out for each.
         with get_engine().connect() as connection, get_sessionmaker()(bind=connection) as session:
             job = jobs.claim(connection, job_id, lease_s=self.lease_seconds())
             if job is None:
