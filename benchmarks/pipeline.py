@@ -78,14 +78,16 @@ def main() -> None:
         )
         try:
             wait_for_port(port)
+            # The overhead first, on a quiet machine: the uploads leave the disk busy writing their
+            # files back for a while after, which would slow every commit of the rounds.
+            with worker_pool(env, workdir) as pool:
+                pool.start("default", concurrency=1, extra=["-I", "benchmarks.pipeline_tasks"])
+                overhead_report(args.noops, args.rounds)
             if args.uploads:
                 with worker_pool(env, workdir) as pool:
                     pool.start("markers", concurrency=os.cpu_count() or 2)
                     pool.start("default", concurrency=1)
                     upload_report(f"http://127.0.0.1:{port}", headers, args.uploads, args.clients)
-            with worker_pool(env, workdir) as pool:
-                pool.start("default", concurrency=1, extra=["-I", "benchmarks.pipeline_tasks"])
-                overhead_report(args.noops, args.rounds)
         finally:
             api.terminate()
             api.wait(timeout=20)
