@@ -10,9 +10,10 @@ from datetime import timedelta
 from pathlib import Path
 
 from arv.cli.tasks import periodic_task_names
-from arv.db.models import ARContent, Company, Project, utcnow
+from arv.db.models import ARContent, Project, utcnow
 from arv.db.session import session_scope
 from tests.support.platform import worker_pool
+from tests.support.records import make_company, make_content
 
 
 def arv(env: dict[str, str], *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
@@ -26,25 +27,11 @@ def arv(env: dict[str, str], *args: str, timeout: float = 120) -> subprocess.Com
 
 
 def make_project(expires_in: timedelta) -> int:
+    """A project of a new company, with one AR content, expiring `expires_in` from now."""
+    company = make_company(contact_email="owner@photostudio.com")
+    content_id, _ = make_content(company, videos=0, project_expires_at=utcnow() + expires_in)
     with session_scope() as session:
-        company = Company(name="Studio", contact_email="owner@photostudio.com")
-        session.add(company)
-        session.flush()
-        project = Project(company_id=company.id, name="Album", expires_at=utcnow() + expires_in)
-        session.add(project)
-        session.flush()
-        session.add(
-            ARContent(
-                company_id=company.id,
-                project_id=project.id,
-                title="Portrait",
-                image_key="images/p.png",
-                image_content_type="image/png",
-                image_width=640,
-                image_height=480,
-            )
-        )
-        return project.id
+        return session.get_one(ARContent, content_id).project_id
 
 
 def test_task_sent_to_a_worker_prints_the_counts_it_changed(arv_env: dict[str, str], tmp_path: Path) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from arv.db.models import ARContent, Company, Project, Video
 from arv.db.session import session_scope
 
@@ -14,11 +16,13 @@ def make_company(name: str = "Studio", **fields: object) -> int:
         return company.id
 
 
-def make_content(company_id: int, videos: int) -> tuple[int, list[int]]:
+def make_content(
+    company_id: int, videos: int, *, project_expires_at: datetime | None = None
+) -> tuple[int, list[int]]:
     """AR content of `company_id` in a new project, with `videos` videos, the first one active;
     returns the content's id and the videos' ids."""
     with session_scope() as session:
-        project = Project(company_id=company_id, name="Album")
+        project = Project(company_id=company_id, name="Album", expires_at=project_expires_at)
         session.add(project)
         session.flush()
         content = ARContent(
