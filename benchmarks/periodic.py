@@ -315,14 +315,7 @@ def naive_rotation(session: Session, now: datetime, sample: int) -> int:
         rows = rows[:sample]
     chooser = random.Random(1)
     for schedule in rows:
-        rule = rotation.RotationRule.parse(
-            rotation_type=schedule.rotation_type,
-            timezone=schedule.timezone,
-            time_of_day=schedule.time_of_day,
-            day_of_week=schedule.day_of_week,
-            day_of_month=schedule.day_of_month,
-            cron_expression=schedule.cron_expression,
-        )
+        rule = rotation.RotationRule.of(schedule)
         index = rotation.next_index(
             schedule.rotation_type, schedule.current_index, len(schedule.video_sequence), chooser
         )

@@ -19,7 +19,7 @@ import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import CroniterBadCronError, CroniterBadDateError, croniter
@@ -40,6 +40,23 @@ _TIME_OF_DAY = re.compile(r"^(\d{1,2}):(\d{2})(?::(\d{2}))?$")
 
 class InvalidRotationRule(ValueError):
     """A schedule that cannot be run; the message says what to change."""
+
+
+class RuleFields(Protocol):
+    """The stored or submitted fields of a schedule's rule: a schedule, a row of one, a request."""
+
+    @property
+    def rotation_type(self) -> str: ...
+    @property
+    def timezone(self) -> str | None: ...
+    @property
+    def time_of_day(self) -> str | None: ...
+    @property
+    def day_of_week(self) -> int | None: ...
+    @property
+    def day_of_month(self) -> int | None: ...
+    @property
+    def cron_expression(self) -> str | None: ...
 
 
 @dataclass(frozen=True)
@@ -96,14 +113,14 @@ class RotationRule:
         return cls(rotation_type, zone, local_time)
 
     @classmethod
-    def of(cls, schedule: VideoRotationSchedule) -> RotationRule:
+    def of(cls, fields: RuleFields) -> RotationRule:
         return cls.parse(
-            rotation_type=schedule.rotation_type,
-            timezone=schedule.timezone,
-            time_of_day=schedule.time_of_day,
-            day_of_week=schedule.day_of_week,
-            day_of_month=schedule.day_of_month,
-            cron_expression=schedule.cron_expression,
+            rotation_type=fields.rotation_type,
+            timezone=fields.timezone,
+            time_of_day=fields.time_of_day,
+            day_of_week=fields.day_of_week,
+            day_of_month=fields.day_of_month,
+            cron_expression=fields.cron_expression,
         )
 
     @property
@@ -314,15 +331,7 @@ def rotate_scheduled_videos(
             row.cron_expression,
         )
         if key not in next_slots:
-            rule = RotationRule.parse(
-                rotation_type=row.rotation_type,
-                timezone=row.timezone,
-                time_of_day=row.time_of_day,
-                day_of_week=row.day_of_week,
-                day_of_month=row.day_of_month,
-                cron_expression=row.cron_expression,
-            )
-            next_slots[key] = next_rotation_at(rule, now)
+            next_slots[key] = next_rotation_at(RotationRule.of(row), now)
         sequence: Sequence[int] = row.video_sequence or []
         index = next_index(row.rotation_type, row.current_index, len(sequence), chooser)
         schedule_rows.append(

@@ -85,14 +85,7 @@ def set_rotation(
     first one, and rotates from the next slot after now."""
     content = get_owned(session, principal, ARContent, content_id, "AR content")
     try:
-        rule = RotationRule.parse(
-            rotation_type=body.rotation_type,
-            timezone=body.timezone,
-            time_of_day=body.time_of_day,
-            day_of_week=body.day_of_week,
-            day_of_month=body.day_of_month,
-            cron_expression=body.cron_expression,
-        )
+        rule = RotationRule.of(body)
     except InvalidRotationRule as exc:
         raise _unprocessable(str(exc)) from None
     if not body.video_sequence:
