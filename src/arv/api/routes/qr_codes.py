@@ -9,9 +9,12 @@ from arv.storage import ObjectNotFound
 router = APIRouter(prefix="/api/ar-content", tags=["ar-content"])
 
 
-def _qr_file(
+_MEDIA_TYPES = {"png": "image/png", "svg": "image/svg+xml"}
+
+
+def _qr_response(
     session: SessionDep, principal: CurrentPrincipal, storage: StorageDep, content_id: int, kind: str
-) -> bytes:
+) -> Response:
     content = get_owned(session, principal, ARContent, content_id, "AR content")
     key = content.qr_png_key if kind == "png" else content.qr_svg_key
     not_yet = HTTPException(
@@ -22,9 +25,10 @@ def _qr_file(
     if key is None:
         raise not_yet
     try:
-        return storage.get(key)
+        data = storage.get(key)
     except ObjectNotFound as exc:
         raise not_yet from exc
+    return Response(data, media_type=_MEDIA_TYPES[kind], headers={"Cache-Control": "private, max-age=3600"})
 
 
 @router.get("/{content_id}/qr.png", response_class=Response, responses={200: {"content": {"image/png": {}}}})
@@ -32,11 +36,7 @@ def qr_png(
     content_id: int, session: SessionDep, principal: CurrentPrincipal, storage: StorageDep
 ) -> Response:
     """The QR code of the content's public URL as a PNG image."""
-    return Response(
-        _qr_file(session, principal, storage, content_id, "png"),
-        media_type="image/png",
-        headers={"Cache-Control": "private, max-age=3600"},
-    )
+    return _qr_response(session, principal, storage, content_id, "png")
 
 
 @router.get(
@@ -46,8 +46,4 @@ def qr_svg(
     content_id: int, session: SessionDep, principal: CurrentPrincipal, storage: StorageDep
 ) -> Response:
     """The QR code of the content's public URL as an SVG image, for print."""
-    return Response(
-        _qr_file(session, principal, storage, content_id, "svg"),
-        media_type="image/svg+xml",
-        headers={"Cache-Control": "private, max-age=3600"},
-    )
+    return _qr_response(session, principal, storage, content_id, "svg")
