@@ -72,17 +72,21 @@ def thumbnail_jpeg(image_data: bytes, *, max_px: int) -> bytes:
     return out.getvalue()
 
 
+def _uploaded(storage: Storage, key: str, what: str) -> bytes:
+    """The uploaded file a preview is made from; its absence is the job's permanent failure."""
+    try:
+        return storage.get(key)
+    except ObjectNotFound as exc:
+        raise PreviewInputError(f"the uploaded {what} is missing from storage") from exc
+
+
 def generate_thumbnail(session: Session, storage: Storage, job: Job, *, max_px: int) -> dict[str, Any]:
     """Make and store the thumbnail of the subject named by `job`; raises PreviewInputError."""
     model = THUMBNAIL_SUBJECTS[job.args["kind"]]
     subject: Portrait | ARContent | None = session.get(model, job.args["id"])  # type: ignore[assignment]
     if subject is None:
         return {"superseded": True}
-    try:
-        image_data = storage.get(subject.image_key)
-    except ObjectNotFound as exc:
-        raise PreviewInputError("the uploaded image is missing from storage") from exc
-    thumbnail = thumbnail_jpeg(image_data, max_px=max_px)
+    thumbnail = thumbnail_jpeg(_uploaded(storage, subject.image_key, "image"), max_px=max_px)
     # One key per subject: the image of a record never changes, so a second run writes the same file.
     key = f"thumbnails/{job.args['kind']}-{subject.id}.jpg"
     storage.put(key, thumbnail, "image/jpeg")
@@ -147,10 +151,7 @@ def generate_poster(session: Session, storage: Storage, job: Job, *, timeout_s: 
     video = session.get(Video, job.args["video_id"])
     if video is None:
         return {"superseded": True}
-    try:
-        data = storage.get(video.storage_key)
-    except ObjectNotFound as exc:
-        raise PreviewInputError("the uploaded video is missing from storage") from exc
+    data = _uploaded(storage, video.storage_key, "video")
     with tempfile.TemporaryDirectory(prefix="arv-poster-") as folder:
         path = Path(folder) / "video"
         path.write_bytes(data)
