@@ -12,6 +12,7 @@ from kombu import Connection, Exchange, Queue
 
 from arv.config import Settings, get_settings
 from arv.logging import configure_logging
+from arv.tasks import filesystem_broker
 
 MARKERS = "markers"
 NOTIFICATIONS = "notifications"
@@ -114,6 +115,10 @@ def create_celery_app(settings: Settings | None = None) -> Celery:
         worker_prefetch_multiplier=1,
         task_track_started=True,
         broker_transport_options=broker_options(settings),
+        # ARV's filesystem transport: a message appears in the queue folder whole, never half-written.
+        broker_transport=(
+            filesystem_broker.TRANSPORT if settings.celery_broker_url.startswith("filesystem://") else None
+        ),
         result_backend_transport_options=(
             {"global_keyprefix": settings.redis_key_prefix} if settings.redis_key_prefix else {}
         ),
