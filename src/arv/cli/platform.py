@@ -5,14 +5,14 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import subprocess
 import sys
-import time
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from arv.cli.app import app
+from arv.cli.supervisor import Supervisor
 from arv.config import get_settings
 
 
@@ -64,6 +64,10 @@ def worker(
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def beat(ctx: typer.Context) -> None:
     """Run Celery Beat, which sends the periodic tasks."""
+    from arv.tasks.app import get_celery_app
+
+    # Beat's shelve opens its file without creating the folder: a fresh data dir would stop it at start.
+    Path(get_celery_app().conf.beat_schedule_filename).parent.mkdir(parents=True, exist_ok=True)
     _celery(["beat", "--loglevel", get_settings().log_level] + list(ctx.args))
 
 
@@ -78,7 +82,7 @@ def run(
     port: Annotated[int | None, typer.Option(help="API port (default ARV_API_PORT).")] = None,
     migrate_first: Annotated[bool, typer.Option("--migrate/--no-migrate")] = True,
 ) -> None:
-    """The whole platform in one process group: API, one worker per queue, Beat. Ctrl-C stops it all."""
+    """The whole platform: API, a worker per queue, Beat. A part that exits is restarted; Ctrl-C stops all."""
     from arv.db.migrate import upgrade_database
     from arv.db.session import session_scope
     from arv.services.auth import create_key
@@ -127,37 +131,11 @@ def run(
         + ["worker", "-Q", "default", "-c", "1", "-n", "default@%h", "--without-gossip", "--without-mingle"],
         "beat": exe + ["beat"],
     }
-    procs = {name: subprocess.Popen(cmd, env=env) for name, cmd in parts.items()}
+    supervisor = Supervisor(parts, env=env)
+    signal.signal(signal.SIGINT, supervisor.request_stop)
+    signal.signal(signal.SIGTERM, supervisor.request_stop)
     base = settings.public_base_url.rstrip("/") or f"http://{settings.api_host}:{port or settings.api_port}"
     typer.secho(f"ARV is running: API at {base} (docs at {base}/docs)", fg="green", err=True)
     typer.secho(f"admin key: {admin_key}", fg="yellow", err=True)
-    typer.echo("Ctrl-C stops everything.", err=True)
-    stopping = False
-
-    def stop(*_: object) -> None:
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
-    exit_code = 0
-    while not stopping:
-        for name, proc in procs.items():
-            if proc.poll() is not None:
-                typer.secho(
-                    f"{name} exited with code {proc.returncode}; stopping the rest", fg="red", err=True
-                )
-                exit_code = 1
-                stopping = True
-                break
-        time.sleep(0.3)
-    for proc in procs.values():
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-    deadline = time.monotonic() + 20
-    for proc in procs.values():
-        try:
-            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            proc.kill()
-    raise typer.Exit(exit_code)
+    typer.echo("A part that exits is started again. Ctrl-C stops everything.", err=True)
+    supervisor.run()
