@@ -66,6 +66,11 @@ class Settings(BaseSettings):
     expiry_deactivate_interval_s: float = 300.0
     rotation_interval_s: float = 60.0
 
+    # Unreferenced storage objects younger than this are kept: longer than any upload or compile.
+    orphan_grace_s: float = 3600.0
+    # Seconds between runs of the orphaned storage object collection.
+    orphan_collect_interval_s: float = 900.0
+
     # Filesystem broker polling interval (embedded default only).
     filesystem_poll_interval_s: float = 0.05
     # Redis transport: redeliver an unacked message after this many seconds (production safety net;

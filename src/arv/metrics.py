@@ -1,4 +1,4 @@
-"""Prometheus metrics: HTTP requests, tasks by queue and outcome, queue lengths.
+"""Prometheus metrics: HTTP requests, tasks by queue and outcome, queue lengths, storage collected.
 
 API and workers on one host share counters through prometheus-client's multiprocess mode when
 PROMETHEUS_MULTIPROC_DIR is set (`arv run` sets it); the API's `/metrics` then shows the workers' tasks.
@@ -29,6 +29,9 @@ TASK_SECONDS = Histogram(
     "Task run time, by queue and outcome.",
     ["queue", "task", "outcome"],
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300),
+)
+ORPHANED_OBJECTS_DELETED = Counter(
+    "arv_orphaned_objects_deleted_total", "Unreferenced storage objects deleted by the orphan collection."
 )
 
 

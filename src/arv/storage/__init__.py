@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 
 from arv.config import Settings, get_settings
-from arv.storage.base import ObjectNotFound, Storage, StorageError, new_key
+from arv.storage.base import ObjectNotFound, Storage, StorageError, StoredObject, new_key
 
 
 def storage_from_settings(settings: Settings) -> Storage:
@@ -52,4 +52,12 @@ def get_storage() -> Storage:
     return storage_from_settings(get_settings())
 
 
-__all__ = ["ObjectNotFound", "Storage", "StorageError", "get_storage", "new_key", "storage_from_settings"]
+__all__ = [
+    "ObjectNotFound",
+    "Storage",
+    "StorageError",
+    "StoredObject",
+    "get_storage",
+    "new_key",
+    "storage_from_settings",
+]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import secrets
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from datetime import datetime
 
 
 class StorageError(Exception):
@@ -17,6 +19,15 @@ class ObjectNotFound(StorageError):
 def new_key(prefix: str, suffix: str = "") -> str:
     """An unguessable key under `prefix`, e.g. ``images/3f…a1.jpg``."""
     return f"{prefix.strip('/')}/{secrets.token_urlsafe(24)}{suffix}"
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    """One object as a listing sees it: its key, its size in bytes, and when it was last written (UTC)."""
+
+    key: str
+    size: int
+    last_modified: datetime
 
 
 class Storage(ABC):
@@ -36,6 +47,16 @@ class Storage(ABC):
 
     @abstractmethod
     def exists(self, key: str) -> bool: ...
+
+    @abstractmethod
+    def list_objects(
+        self, prefix: str = "", *, start_after: str | None = None, limit: int = 1000
+    ) -> list[StoredObject]:
+        """Up to `limit` objects whose keys start with `prefix` and sort after `start_after`, in key order.
+
+        Keys sort by code point (S3's UTF-8 byte order). Fewer than `limit` come back only when no more
+        remain, so a caller pages on by passing the last key it got as `start_after`.
+        """
 
     @abstractmethod
     def download_url(self, key: str, *, expires_in: int, filename: str | None = None) -> str:

@@ -8,13 +8,18 @@ import mimetypes
 import os
 import tempfile
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import quote, urlencode
 
-from arv.storage.base import ObjectNotFound, Storage, StorageError
+from arv.storage.base import ObjectNotFound, Storage, StorageError, StoredObject
 
 # The API route that serves signed local downloads (see arv.api.routes.files).
 DOWNLOAD_ROUTE = "/files/"
+# Files this backend writes beside the objects, which a listing leaves out: a put's temporary file
+# (renamed onto its key when complete) and the health probe.
+UPLOAD_TEMP_PREFIX = ".upload-"
+HEALTH_PROBE = ".healthcheck"
 
 
 class LocalStorage(Storage):
@@ -38,7 +43,7 @@ class LocalStorage(Storage):
         path = self._path(key)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".upload-")
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=UPLOAD_TEMP_PREFIX)
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
             os.replace(tmp, path)
@@ -62,6 +67,56 @@ class LocalStorage(Storage):
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
 
+    def list_objects(
+        self, prefix: str = "", *, start_after: str | None = None, limit: int = 1000
+    ) -> list[StoredObject]:
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
+        found: list[StoredObject] = []
+        try:
+            self._list_folder(self.root, "", prefix, start_after or "", limit, found)
+        except OSError as exc:
+            raise StorageError(f"cannot list {self.root}: {exc}") from exc
+        return found
+
+    def _list_folder(
+        self, folder: Path, base: str, prefix: str, after: str, limit: int, found: list[StoredObject]
+    ) -> None:
+        """Append the objects below `folder`, whose keys all start with `base`, in key order, until
+        `found` holds `limit`. Only one folder's names are in memory at a time per level."""
+        try:
+            entries = list(os.scandir(folder))
+        except FileNotFoundError:
+            return  # nothing stored yet, or a folder emptied and removed during the walk
+        # A folder sorts as its name plus "/", the character every key below it goes on with: walking
+        # the entries in that order yields the keys in the order of the whole strings, as S3 lists them.
+        named = [
+            (entry.name + "/" if entry.is_dir(follow_symlinks=False) else entry.name, entry)
+            for entry in entries
+        ]
+        named.sort(key=lambda pair: pair[0])
+        for name, entry in named:
+            key = base + name
+            if name.endswith("/"):
+                outside_prefix = not (key.startswith(prefix) or prefix.startswith(key))
+                # Every key below sorts at or before `after` unless `after` itself lies below.
+                all_listed = after >= key and not after.startswith(key)
+                if not (outside_prefix or all_listed):
+                    self._list_folder(Path(entry.path), key, prefix, after, limit, found)
+            elif (
+                key > after
+                and key.startswith(prefix)
+                and not name.startswith((UPLOAD_TEMP_PREFIX, HEALTH_PROBE))
+                and entry.is_file(follow_symlinks=False)
+            ):
+                try:
+                    stat = entry.stat(follow_symlinks=False)
+                except FileNotFoundError:
+                    continue  # deleted since the folder was read
+                found.append(StoredObject(key, stat.st_size, datetime.fromtimestamp(stat.st_mtime, UTC)))
+            if len(found) >= limit:
+                return
+
     def file_path(self, key: str) -> Path:
         """The file behind `key`, for the API's download route."""
         path = self._path(key)
@@ -83,7 +138,7 @@ class LocalStorage(Storage):
     def check(self) -> None:
         try:
             self.root.mkdir(parents=True, exist_ok=True)
-            probe = self.root / ".healthcheck"
+            probe = self.root / HEALTH_PROBE
             probe.write_bytes(b"ok")
             probe.unlink()
         except OSError as exc:

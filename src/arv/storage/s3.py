@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import UTC
+from typing import Any
+
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from arv.storage.base import ObjectNotFound, Storage, StorageError
+from arv.storage.base import ObjectNotFound, Storage, StorageError, StoredObject
+
+# The most keys S3 returns for one ListObjectsV2 request.
+MAX_KEYS_PER_REQUEST = 1000
 
 # Fail fast on a dead endpoint; the task layer retries with backoff.
 CLIENT_CONFIG = Config(
@@ -103,6 +109,34 @@ class S3Storage(Storage):
             raise StorageError(f"cannot look up {key}: {exc}") from exc
         except BotoCoreError as exc:
             raise StorageError(f"cannot look up {key}: {exc}") from exc
+
+    def list_objects(
+        self, prefix: str = "", *, start_after: str | None = None, limit: int = 1000
+    ) -> list[StoredObject]:
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
+        self._ensure_bucket()
+        found: list[StoredObject] = []
+        request: dict[str, Any] = {"Bucket": self.bucket, "Prefix": prefix}
+        if start_after:
+            request["StartAfter"] = start_after
+        # S3 caps a response at 1000 keys, and may return fewer while more remain: ask again with the
+        # continuation token until `limit` are in hand or the listing is complete.
+        while len(found) < limit:
+            try:
+                page = self.client.list_objects_v2(
+                    **request, MaxKeys=min(limit - len(found), MAX_KEYS_PER_REQUEST)
+                )
+            except (ClientError, BotoCoreError) as exc:
+                raise StorageError(f"cannot list {self.bucket}/{prefix}: {exc}") from exc
+            found.extend(
+                StoredObject(item["Key"], item["Size"], item["LastModified"].astimezone(UTC))
+                for item in page.get("Contents", [])
+            )
+            if not page.get("IsTruncated"):
+                break
+            request["ContinuationToken"] = page["NextContinuationToken"]
+        return found
 
     def download_url(self, key: str, *, expires_in: int, filename: str | None = None) -> str:
         params = {"Bucket": self.bucket, "Key": key}
