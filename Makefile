@@ -33,6 +33,7 @@ lint: install
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/mypy src/arv
+	$(BIN)/lint-imports
 
 clean:
 	rm -rf $(VENV) .arv .pytest_cache

@@ -188,13 +188,14 @@ def _job_round(n: int) -> float:
 
     from arv.db.models import Job, JobStatus
     from arv.db.session import session_scope
-    from arv.services import jobs
+    from arv.jobs import store
+    from benchmarks.pipeline_tasks import BENCH_NOOP
 
     started = time.time()
     ids = []
     for _ in range(n):
         with session_scope() as session:
-            ids.append(jobs.enqueue(session, task_name="bench_job_noop", queue="default", args={}).id)
+            ids.append(store.enqueue(session, BENCH_NOOP, {}))
 
     def last_done() -> bool:
         # A primary-key lookup: polling must not load the database it measures.

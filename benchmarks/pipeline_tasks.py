@@ -1,14 +1,13 @@
-"""Tasks the pipeline benchmark loads into its workers: a bare Celery no-op and a no-op job."""
+"""Tasks the pipeline benchmark loads into its workers: a bare Celery no-op and a no-op job kind."""
 
 from __future__ import annotations
 
-from typing import Any
+from celery import current_app, shared_task
 
-from celery import shared_task
-from sqlalchemy.orm import Session
-
-from arv.db.models import Job
-from arv.tasks.jobs import JobOutcome, JobTask
+from arv.config import get_settings
+from arv.jobs.kinds import JobKind, JobOutcome, register
+from arv.jobs.queues import Queue
+from arv.tasks.job_tasks import register_job_task
 
 
 @shared_task(name="bench_bare_noop")
@@ -16,13 +15,7 @@ def bench_bare_noop() -> None:
     """Celery alone: deliver, run nothing, store the result."""
 
 
-class NoopJobTask(JobTask):
-    """ARV's job path with no work: claim the row, settle it, commit."""
-
-    def execute(self, session: Session, job: Job) -> JobOutcome:
-        return JobOutcome(result={})
-
-
-@shared_task(bind=True, base=NoopJobTask, name="bench_job_noop")
-def bench_job_noop(self: NoopJobTask, job_id: str) -> dict[str, Any]:
-    return self.run_job(job_id)
+# ARV's job path with no work: claim the row (with its heartbeat held), settle it, commit.
+BENCH_NOOP = register(JobKind(name="bench_job_noop", queue=Queue.DEFAULT, run=lambda _s, _j: JobOutcome()))
+# Loaded with `-I` after the worker's app was built from the registered kinds: its task is added here.
+register_job_task(current_app, BENCH_NOOP, get_settings())

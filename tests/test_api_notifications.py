@@ -8,11 +8,12 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from arv.db.models import Job, JobStatus, utcnow
+from arv.db.models import Job, JobStatus, NotificationType, utcnow
 from arv.db.session import session_scope
 from arv.services.notify import outbox
-from arv.services.notify.outbox import NotificationType
+from arv.services.notify.delivery import DELIVER
 from tests.conftest import apply_env
+from tests.support.jobs import run_job_here
 from tests.support.mail_server import smtp_server
 
 
@@ -30,16 +31,12 @@ def notify(company_id: int, notification_type: str, project_id: int) -> int:
 
 
 def run_queued_delivery_jobs() -> None:
-    from arv.tasks.notifications import deliver_notification
-
     with session_scope() as session:
         queued = list(
-            session.scalars(
-                select(Job.id).where(Job.kind == outbox.DELIVER_TASK, Job.status == JobStatus.QUEUED)
-            )
+            session.scalars(select(Job.id).where(Job.kind == DELIVER.name, Job.status == JobStatus.QUEUED))
         )
     for job_id in queued:
-        deliver_notification(job_id)
+        run_job_here(job_id)
 
 
 def test_a_company_lists_its_notifications_newest_first_and_resends_failed_ones(

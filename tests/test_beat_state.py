@@ -11,7 +11,8 @@ import pytest
 from celery.beat import PersistentScheduler
 
 from arv.config import get_settings
-from arv.tasks.app import beat_schedule, create_celery_app
+from arv.tasks.app import create_celery_app
+from arv.tasks.periodic import beat_schedule
 from tests.support.platform import reset_caches
 
 PERIODIC = ("check_expiring_projects", "deactivate_expired_content", "rotate_scheduled_videos", "sweep_jobs")

@@ -9,23 +9,28 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select, text, update
 
 from arv.db.models import (
     ARContent,
     Company,
+    DeliveryStatus,
     Job,
     JobStatus,
     Notification,
     NotificationDelivery,
+    NotificationType,
     Project,
     utcnow,
 )
-from arv.db.session import session_scope
+from arv.db.session import get_engine, session_scope
+from arv.jobs import store
+from arv.jobs.runner import RunAgain
 from arv.services.notify import outbox
+from arv.services.notify.delivery import DELIVER
 from arv.services.notify.errors import ChannelUnavailable
-from arv.services.notify.outbox import DeliveryStatus, NotificationType
 from tests.conftest import apply_env
+from tests.support.jobs import run_job_here
 from tests.support.mail_server import MailServer, self_signed_certificate, smtp_server
 from tests.support.platform import wait_until, worker_pool
 from tests.support.servers import free_port
@@ -102,15 +107,13 @@ def deliveries() -> dict[str, NotificationDelivery]:
 
 def delivery_jobs() -> list[Job]:
     with session_scope() as session:
-        return list(
-            session.scalars(select(Job).where(Job.kind == outbox.DELIVER_TASK).order_by(Job.created_at))
-        )
+        return list(session.scalars(select(Job).where(Job.kind == DELIVER.name).order_by(Job.created_at)))
 
 
 def run_job(job_id: str) -> dict[str, object]:
-    from arv.tasks.notifications import deliver_notification
-
-    return deliver_notification(job_id)  # type: ignore[no-any-return]
+    outcome = run_job_here(job_id)
+    assert isinstance(outcome, dict), outcome
+    return outcome
 
 
 def test_expiry_warning_reaches_each_channel_once_in_the_company_language(
@@ -172,7 +175,6 @@ def test_a_channel_that_is_down_is_retried_until_it_delivers(
         "ARV_SMTP_PORT": str(down_port),
         "ARV_SMTP_USERNAME": "",
         "ARV_SMTP_PASSWORD": "",
-        "ARV_JOB_MAX_ATTEMPTS": "10",
     }
     apply_env(env, monkeypatch)
     # Telegram first asks to wait a second (429), then fails on its side (502), then takes the message.
@@ -272,6 +274,77 @@ def test_a_delivery_whose_worker_died_while_sending_is_not_sent_again(channels: 
     assert channels.bot.received == []
 
 
+def test_a_jobs_own_earlier_claim_is_outcome_unknown_never_success(channels: Channels) -> None:
+    # The attempt that claimed the delivery sent it and then lost the database before recording it;
+    # the next attempt of the same job finds a fresh `sending` claim that is its own.
+    company, project = make_company("Own Claim", email=None, chat="7107")
+    warn_of_expiry(company, project)
+    (delivery,) = deliveries().values()
+    (job,) = delivery_jobs()
+    with session_scope() as session:
+        session.execute(
+            update(NotificationDelivery)
+            .where(NotificationDelivery.id == delivery.id)
+            .values(status=DeliveryStatus.SENDING, attempts=1, claimed_at=utcnow(), claimed_by_job=job.id)
+        )
+    assert "failed" in run_job(job.id)
+    after = deliveries()["7107"]
+    assert after.status == DeliveryStatus.FAILED and "unknown" in (after.last_error or "")
+    (settled,) = delivery_jobs()
+    assert settled.status == JobStatus.FAILED
+    assert channels.bot.received == []
+
+
+def test_another_jobs_live_claim_makes_the_delivery_wait_not_succeed(channels: Channels) -> None:
+    company, project = make_company("Two Jobs", email=None, chat="7207")
+    warn_of_expiry(company, project)
+    (delivery,) = deliveries().values()
+    (first,) = delivery_jobs()
+    with session_scope() as session:
+        second = outbox.enqueue_deliveries(session, [(delivery.id, company)])[0]
+    with get_engine().connect() as connection:
+        assert store.claim(connection, first.id, lease_s=60) is not None  # the first job is sending
+    with session_scope() as session:
+        session.execute(
+            update(NotificationDelivery)
+            .where(NotificationDelivery.id == delivery.id)
+            .values(status=DeliveryStatus.SENDING, attempts=1, claimed_at=utcnow(), claimed_by_job=first.id)
+        )
+    outcome = run_job_here(second)
+    assert isinstance(outcome, RunAgain)
+    with session_scope() as session:
+        waiting = session.get(Job, second)
+        assert waiting is not None and waiting.status == JobStatus.QUEUED
+    assert deliveries()["7207"].status == DeliveryStatus.SENDING
+    assert channels.bot.received == []
+
+
+def test_a_sent_message_is_recorded_sent_when_the_database_drops_the_first_commit(
+    channels: Channels, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlalchemy.exc import OperationalError
+
+    from arv.services.notify import delivery as delivery_service
+
+    company, project = make_company("Flaky DB", email=None, chat="7307")
+    warn_of_expiry(company, project)
+    real_settle = delivery_service._settle
+    calls: list[str] = []
+
+    def settle_failing_once(session, delivery_id, from_status, *, commit=True, **values):  # type: ignore[no-untyped-def]
+        if values.get("status") == DeliveryStatus.SENT and not calls:
+            calls.append("dropped")
+            raise OperationalError("UPDATE", {}, Exception("server closed the connection unexpectedly"))
+        return real_settle(session, delivery_id, from_status, commit=commit, **values)
+
+    monkeypatch.setattr(delivery_service, "_settle", settle_failing_once)
+    (job,) = delivery_jobs()
+    assert run_job(job.id)["sent_now"] is True
+    assert calls == ["dropped"]
+    assert deliveries()["7307"].status == DeliveryStatus.SENT
+    assert len(channels.bot.messages_to("7307")) == 1
+
+
 def test_messages_to_one_chat_are_spaced_by_the_chat_interval(channels: Channels) -> None:
     # A first message elsewhere opens the connection the measured ones reuse.
     warm_up, warm_up_project = make_company("Warm", email=None, chat="8000")
@@ -342,7 +415,6 @@ def test_notifications_written_set_based_are_fanned_out_once(channels: Channels)
 
 def test_a_marker_that_fails_for_good_notifies_the_company_once(channels: Channels) -> None:
     from arv.services import markers
-    from arv.tasks.markers import generate_ar_content_marker_task
 
     company, project = make_company("Blurry Prints", email="blurry@prints.example", chat=None, language="ru")
     with session_scope() as session:
@@ -357,16 +429,14 @@ def test_a_marker_that_fails_for_good_notifies_the_company_once(channels: Channe
         )
         session.add(content)
         session.flush()
-        job = markers.request_compile(
-            session, content, task_name="generate_ar_content_marker_task", queue="markers"
-        )
-        job_id = job.id
+        job_id = markers.request_compile(session, content)
     reason = "the image has too little detail to be tracked"
     for _ in range(2):  # the sweep may report the same final failure again
         with session_scope() as session:
             failed_job = session.get(Job, job_id)
             assert failed_job is not None
-            generate_ar_content_marker_task.job_failed(session, failed_job, reason)
+            assert markers.COMPILE_CONTENT_MARKER.on_failure is not None
+            markers.COMPILE_CONTENT_MARKER.on_failure(session, failed_job, reason)
 
     with session_scope() as session:
         (notification,) = session.scalars(select(Notification))

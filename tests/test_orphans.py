@@ -4,6 +4,7 @@ references once older than the grace period, on SQLite and PostgreSQL, a local f
 
 from __future__ import annotations
 
+import json
 import os
 import time
 import uuid
@@ -11,7 +12,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-import structlog
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from prometheus_client import REGISTRY
@@ -276,9 +276,14 @@ def test_a_row_committed_after_the_listing_keeps_its_object(arv_env: object, tmp
     assert stored_keys(storage) == {"images/b"}
 
 
-def test_the_task_deletes_orphans_logs_and_counts_them(arv_env: dict[str, str]) -> None:
-    import arv.tasks.storage as storage_tasks
+def test_the_task_deletes_orphans_logs_and_counts_them(
+    arv_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.conftest import apply_env
+
+    apply_env({**arv_env, "ARV_LOG_LEVEL": "INFO"}, monkeypatch)  # the count is an info line
     from arv.storage import get_storage
+    from arv.tasks.app import get_celery_app
 
     storage = get_storage()
     put_all(storage, ["images/kept.png", "images/orphan.png", "posters/orphan.jpg", "qr/young.svg"])
@@ -289,15 +294,18 @@ def test_the_task_deletes_orphans_logs_and_counts_them(arv_env: dict[str, str]) 
         os.utime(path, (two_hours_ago, two_hours_ago))
     deleted_before = REGISTRY.get_sample_value("arv_orphaned_objects_deleted_total") or 0.0
 
-    with structlog.testing.capture_logs() as logs:
-        result = storage_tasks.collect_orphaned_objects.apply().get()
+    capsys.readouterr()
+    result = get_celery_app().tasks["collect_orphaned_objects"].apply().get()
+    logs = [json.loads(line) for line in capsys.readouterr().err.splitlines() if line.startswith("{")]
 
     assert result == counts(listed=4, referenced=1, young=1, deleted=2)
     assert {o.key for o in storage.list_objects()} == {"images/kept.png", "qr/young.svg"}
     assert REGISTRY.get_sample_value("arv_orphaned_objects_deleted_total") == deleted_before + 2
-    assert [entry for entry in logs if entry["event"] == "storage.orphans_collected"] == [
-        {"event": "storage.orphans_collected", "log_level": "info", **result}
-    ]
+    assert [
+        {k: v for k, v in entry.items() if k != "timestamp"}
+        for entry in logs
+        if entry["event"] == "periodic.done"
+    ] == [{"event": "periodic.done", "level": "info", "task": "collect_orphaned_objects", **result}]
 
 
 # ---- never a referenced key ----------------------------------------------------------------------

@@ -18,6 +18,7 @@ from arv.mindar.mindfile import decode_mind
 from tests.conftest import Tenant
 from tests.support.camera_views import corners_within, views_of_target
 from tests.support.images import mp4_bytes
+from tests.support.jobs import run_job_here
 from tests.support.mindar_client import locate
 from tests.support.pipeline import as_rgb, download, target_photo, wait_for_marker
 from tests.support.platform import worker_pool
@@ -79,14 +80,13 @@ def test_an_image_that_cannot_be_a_marker_fails_at_once_with_the_reason(
 ) -> None:
     from PIL import Image
 
-    from arv.tasks.markers import generate_mind_marker_task
     from tests.support.images import encode
 
     blank = encode(Image.new("RGB", (640, 480), (200, 200, 200)), "PNG")
     body = api.post(
         "/api/portraits/upload", files={"file": ("blank.png", blank, "image/png")}, headers=tenant.headers
     ).json()
-    generate_mind_marker_task.apply(args=[body["task_id"]])
+    run_job_here(body["task_id"])
     portrait = api.get(f"/api/portraits/{body['id']}", headers=tenant.headers).json()
     assert portrait["marker_status"] == "failed"
     assert portrait["marker_error"] and portrait["marker_url"] is None
@@ -97,8 +97,6 @@ def test_an_image_that_cannot_be_a_marker_fails_at_once_with_the_reason(
 def test_recompile_keeps_serving_the_old_marker_until_the_new_one_is_ready(
     arv_env: dict[str, str], api: TestClient, tenant: Tenant
 ) -> None:
-    from arv.tasks.markers import generate_ar_content_marker_task
-
     project = api.post("/api/projects", json={"name": "P"}, headers=tenant.headers).json()
     created = api.post(
         "/api/ar-content",
@@ -106,7 +104,7 @@ def test_recompile_keeps_serving_the_old_marker_until_the_new_one_is_ready(
         files={"image": ("p.jpg", target_photo(), "image/jpeg")},
         headers=tenant.headers,
     ).json()
-    generate_ar_content_marker_task.apply(args=[created["task_id"]])
+    run_job_here(created["task_id"])
     first = api.get(f"/api/ar-content/{created['id']}", headers=tenant.headers).json()
     assert first["marker_status"] == "ready"
 
@@ -117,7 +115,7 @@ def test_recompile_keeps_serving_the_old_marker_until_the_new_one_is_ready(
     first_marker = download(api, first["marker_url"])
     assert download(api, pending["marker_url"]) == first_marker
 
-    generate_ar_content_marker_task.apply(args=[again.json()["task_id"]])
+    run_job_here(again.json()["task_id"])
     second = api.get(f"/api/ar-content/{created['id']}", headers=tenant.headers).json()
     assert second["marker_status"] == "ready"
     # Same image, deterministic compiler: same bytes under a new key; the old object is gone.
@@ -131,3 +129,46 @@ def test_recompile_keeps_serving_the_old_marker_until_the_new_one_is_ready(
             .where(ARContent.marker_status == MarkerStatus.PROCESSING)
         )
         assert stuck == 0 and session.scalar(select(func.count()).select_from(Portrait)) == 0
+
+
+def test_a_compile_superseded_while_it_ran_keeps_the_served_marker_and_deletes_its_own(
+    arv_env: dict[str, str], api: TestClient, tenant: Tenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from arv.storage import get_storage
+
+    project = api.post("/api/projects", json={"name": "P"}, headers=tenant.headers).json()
+    created = api.post(
+        "/api/ar-content",
+        data={"project_id": str(project["id"]), "title": "T"},
+        files={"image": ("p.jpg", target_photo(), "image/jpeg")},
+        headers=tenant.headers,
+    ).json()
+    run_job_here(created["task_id"])
+    served = api.get(f"/api/ar-content/{created['id']}", headers=tenant.headers).json()
+    first = api.post(f"/api/ar-content/{created['id']}/generate-marker", headers=tenant.headers).json()
+
+    # While the first re-compile writes its marker, a second re-compile is requested.
+    storage = get_storage()
+    real_put = storage.put
+    second: dict[str, str] = {}
+
+    def put_then_request_another(key: str, data: bytes, content_type: str) -> None:
+        real_put(key, data, content_type)
+        if key.endswith(".mind") and not second:
+            second.update(
+                api.post(f"/api/ar-content/{created['id']}/generate-marker", headers=tenant.headers).json()
+            )
+
+    monkeypatch.setattr(storage, "put", put_then_request_another)
+    assert run_job_here(first["task_id"])["superseded"] is True  # type: ignore[index]
+    monkeypatch.setattr(storage, "put", real_put)
+
+    still = api.get(f"/api/ar-content/{created['id']}", headers=tenant.headers).json()
+    assert still["marker_status"] == "pending"
+    assert download(api, still["marker_url"]) == download(api, served["marker_url"])  # still served
+    assert not storage.exists(f"markers/{first['task_id']}.mind")  # its own output went
+    run_job_here(second["task_id"])
+    final = api.get(f"/api/ar-content/{created['id']}", headers=tenant.headers).json()
+    assert final["marker_status"] == "ready" and api.get(final["marker_url"]).status_code == 200
+    markers = {o.key for o in storage.list_objects("markers/")}
+    assert markers == {f"markers/{second['task_id']}.mind"}

@@ -24,9 +24,8 @@ from tests.support.servers import free_port, wait_for_port
 
 # Short limits so a lost worker's job comes back in seconds, not the production minutes.
 FAST_RECOVERY = {
-    "ARV_MARKER_SOFT_TIME_LIMIT_S": "15",
-    "ARV_MARKER_TIME_LIMIT_S": "18",
-    "ARV_JOB_LEASE_MARGIN_S": "1",
+    "ARV_JOB_LEASE_S": "3",
+    "ARV_JOB_HEARTBEAT_S": "0.5",
     "ARV_SWEEP_INTERVAL_S": "1",
     "ARV_JOB_REPUBLISH_AFTER_S": "2",
 }
@@ -157,13 +156,14 @@ def test_uploads_while_redis_is_down_are_accepted_and_complete_after_it_returns(
 def test_a_duplicate_delivery_compiles_once(
     db_backend: str, arv_env: dict[str, str], api: TestClient, tenant: Tenant, tmp_path: Path
 ) -> None:
-    from arv.services.jobs import Wakeup
-    from arv.tasks.publish import send_wakeups
+    from arv.jobs.publisher import Wakeup
+    from arv.tasks.app import get_celery_app
+    from arv.tasks.broker import wakeup_sender
 
     body = _upload(api, tenant, photo_jpeg(800, 600, seed=2))
     # The message is delivered three times in all (a redelivery, a sweep that raced, a second Beat).
     duplicate = Wakeup(body["task_id"], "generate_mind_marker_task", "markers")
-    assert send_wakeups([duplicate, duplicate]) == 2
+    assert wakeup_sender(get_celery_app())([duplicate, duplicate]) == 2
     with worker_pool({**arv_env, "ARV_LOG_LEVEL": "INFO"}, tmp_path) as pool:
         worker = pool.start("markers", concurrency=2)
         portrait = wait_for_marker(api, f"/api/portraits/{body['id']}", tenant.headers)

@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from arv.db.models import Job, Video
 from arv.db.session import session_scope
-from arv.tasks.app import DEFAULT, ROUTES
+from arv.tasks.app import task_routes
 from tests.conftest import Tenant
 from tests.support.camera_feed import playable_video
 from tests.support.images import encode, mp4_bytes, photo, photo_jpeg
@@ -38,7 +38,7 @@ def test_content_creation_queues_its_qr_code_and_thumbnail_in_the_same_transacti
         ["generate_ar_content_marker_task", "generate_qr_code", "generate_thumbnail", "generate_video_poster"]
     )
     previews = ("generate_qr_code", "generate_thumbnail", "generate_video_poster")
-    assert {ROUTES[k] for k in previews} == {DEFAULT}
+    assert {task_routes()[k]["queue"] for k in previews} == {"default"}
     pending = api.get(f"/api/ar-content/{created['id']}/qr.png", headers=tenant.headers)
     assert pending.status_code == 404 and "still being made" in pending.json()["detail"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -52,14 +52,21 @@ class Settings(BaseSettings):
     notification_soft_time_limit_s: int = 60
     notification_time_limit_s: int = 90
 
-    # Job leases: a job claimed by a worker that died comes back after its lease expires.
-    job_lease_margin_s: int = 30
-    # A queued job whose message has not been picked up after this long is published again.
-    job_republish_after_s: int = 30
-    job_max_attempts: int = 5
-    job_retry_base_s: float = 2.0
-    job_retry_max_s: float = 120.0
-    sweep_interval_s: float = 15.0
+    # Job leases: a claim holds a job for `job_lease_s`, and the running worker's heartbeat renews it
+    # every `job_heartbeat_s`; a worker that dies or is cut off loses its jobs once the lease lapses.
+    job_lease_s: float = 10.0
+    job_heartbeat_s: float = 2.0
+    # A job whose worker stopped under it this many times fails (a photo that crashes every worker).
+    job_max_lost_leases: int = 5
+    # A queued job whose wake-up has not been picked up after this long may be woken up again.
+    job_republish_after_s: float = 10.0
+    # Transient failures (storage, database, network) retry with capped exponential backoff and
+    # jitter for this long after the first one, then the job fails.
+    job_retry_window_s: float = 600.0
+    job_retry_base_s: float = 1.0
+    job_retry_max_s: float = 30.0
+    # Every worker offers to sweep this often; one of them does.
+    sweep_interval_s: float = 5.0
 
     # Beat schedule, seconds between runs of each periodic task.
     expiry_check_interval_s: float = 3600.0
@@ -113,6 +120,15 @@ class Settings(BaseSettings):
     thumbnail_max_px: int = 320
 
     default_notify_before_expiry_days: int = Field(default=7, ge=0)
+
+    @model_validator(mode="after")
+    def _heartbeat_renews_in_time(self) -> Settings:
+        if not 0 < self.job_heartbeat_s <= self.job_lease_s / 2:
+            raise ValueError(
+                f"ARV_JOB_HEARTBEAT_S ({self.job_heartbeat_s:g}) must be above 0 and at most half of "
+                f"ARV_JOB_LEASE_S ({self.job_lease_s:g}), or a live job's lease could lapse between beats"
+            )
+        return self
 
     # ---- derived URLs -------------------------------------------------------------------------
 

@@ -7,7 +7,6 @@ PROMETHEUS_MULTIPROC_DIR is set (`arv run` sets it); the API's `/metrics` then s
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -17,7 +16,6 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
-from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
@@ -35,41 +33,13 @@ ORPHANED_OBJECTS_DELETED = Counter(
 )
 
 
-class QueueCollector(Collector):
-    """Queue lengths read at scrape time: messages in the broker and jobs in the database, per queue."""
-
-    def collect(self) -> Iterator[Metric]:
-        from sqlalchemy import func, select
-
-        from arv.db.models import Job
-        from arv.db.session import session_scope
-        from arv.tasks.maintenance import broker_queue_lengths
-
-        messages = GaugeMetricFamily(
-            "arv_queue_messages", "Messages waiting in the broker.", labels=["queue"]
-        )
-        for queue, length in broker_queue_lengths().items():
-            if length is not None:
-                messages.add_metric([queue], length)
-        yield messages
-        jobs = GaugeMetricFamily("arv_jobs", "Jobs by queue and status.", labels=["queue", "status"])
-        try:
-            with session_scope() as session:
-                rows = session.execute(
-                    select(Job.queue, Job.status, func.count()).group_by(Job.queue, Job.status)
-                )
-                for queue, status, count in rows:
-                    jobs.add_metric([queue, status], count)
-        except Exception:  # noqa: BLE001, S110 - a scrape during a database outage still answers
-            pass
-        yield jobs
-
-
-def render_metrics() -> tuple[bytes, str]:
+def render_metrics(*scraped: Collector) -> tuple[bytes, str]:
+    """The process's metrics (every process's, in multiprocess mode) and those `scraped` now."""
     registry: CollectorRegistry = REGISTRY
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
         MultiProcessCollector(registry)
-    registry_with_queues = CollectorRegistry()
-    registry_with_queues.register(QueueCollector())
-    return generate_latest(registry) + generate_latest(registry_with_queues), CONTENT_TYPE_LATEST
+    at_scrape = CollectorRegistry()
+    for collector in scraped:
+        at_scrape.register(collector)
+    return generate_latest(registry) + generate_latest(at_scrape), CONTENT_TYPE_LATEST

@@ -20,10 +20,12 @@ def reset_caches() -> None:
     """Forget every cached settings-derived object, after the environment changed."""
     from arv.config import get_settings
     from arv.db.session import reset_engine
+    from arv.jobs.publisher import use_publisher
     from arv.storage import get_storage
     from arv.tasks.app import get_celery_app
 
     get_settings.cache_clear()
+    use_publisher(None)
     reset_engine()
     get_storage.cache_clear()
     get_celery_app.cache_clear()

@@ -31,6 +31,7 @@ from arv.config import get_settings
 from arv.logging import configure_logging
 from arv.metrics import HTTP_REQUESTS, HTTP_SECONDS
 from arv.storage import StorageError
+from arv.tasks.app import get_celery_app
 
 ROUTERS = [
     companies.router,
@@ -73,6 +74,8 @@ def create_app() -> FastAPI:
         app.include_router(router)
     app.middleware("http")(count_requests)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_upload_bytes + ENVELOPE_BYTES)
+    # The broker's Celery app, built now: through it the job layer publishes the API's wake-ups.
+    get_celery_app()
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:

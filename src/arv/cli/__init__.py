@@ -1,9 +1,23 @@
 """The `arv` command: one Typer application, one module per group of commands."""
 
+import sys
+
+from pydantic import ValidationError
+
 # Each module registers its commands on `app` when imported.
 from arv.cli import compile, keys, platform, tasks  # noqa: E402,F401  (registration)
 from arv.cli.app import app
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    except ValidationError as exc:
+        # A setting the environment got wrong: one line per problem, naming it, instead of a traceback.
+        for error in exc.errors():
+            where = ".".join(str(part) for part in error["loc"])
+            print(
+                f"error: invalid setting{' ARV_' + where.upper() if where else ''}: {error['msg']}",
+                file=sys.stderr,
+            )
+        sys.exit(2)

@@ -21,20 +21,19 @@ DEFAULT_TIMEOUT_S = 60.0
 
 def periodic_task_names() -> list[str]:
     """The names of the tasks in Beat's schedule, in schedule order."""
-    from arv.tasks.app import beat_schedule
+    from arv.tasks.periodic import PERIODIC_TASKS
 
-    return [str(entry["task"]) for entry in beat_schedule(get_settings()).values()]
+    return [periodic.name for periodic in PERIODIC_TASKS]
 
 
 @tasks_app.command("list")
 def list_tasks() -> None:
     """Print the periodic tasks, one per line: name, queue, interval."""
-    from arv.tasks.app import DEFAULT, ROUTES, beat_schedule
+    from arv.tasks.periodic import PERIODIC_TASKS
 
-    for entry in beat_schedule(get_settings()).values():
-        name = str(entry["task"])
-        seconds = entry["schedule"].total_seconds()  # type: ignore[attr-defined]
-        typer.echo(f"{name}\tqueue={ROUTES.get(name, DEFAULT)}\tevery {seconds:g} s")
+    settings = get_settings()
+    for periodic in PERIODIC_TASKS:
+        typer.echo(f"{periodic.name}\tqueue={periodic.queue}\tevery {periodic.interval(settings):g} s")
 
 
 RUN_HELP = (
@@ -58,7 +57,7 @@ def run(
         float, typer.Option(help="Seconds to wait for a worker's answer before giving up.", min=0.1)
     ] = DEFAULT_TIMEOUT_S,
 ) -> None:
-    from arv.tasks.app import DEFAULT, ROUTES, get_celery_app
+    from arv.tasks.app import get_celery_app, task_routes
 
     names = periodic_task_names()
     if name not in names:
@@ -73,7 +72,7 @@ def run(
             raise typer.Exit(1)
         result: Any = outcome.result
     else:
-        result = _through_a_worker(celery, name, ROUTES.get(name, DEFAULT), timeout)
+        result = _through_a_worker(celery, name, task_routes()[name]["queue"], timeout)
     typer.echo(json.dumps(result))
 
 

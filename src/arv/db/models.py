@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, date, datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
@@ -65,7 +66,7 @@ class Base(DeclarativeBase):
     type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON, list[Any]: JSON}
 
 
-class MarkerStatus:
+class MarkerStatus(StrEnum):
     """Values of `marker_status`: pending -> processing -> ready, or -> failed."""
 
     PENDING = "pending"
@@ -196,6 +197,26 @@ class VideoRotationSchedule(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
+class NotificationType(StrEnum):
+    EXPIRY_WARNING = "expiry_warning"
+    EXPIRED = "expired"
+    MARKER_FAILED = "marker_failed"
+
+
+class Channel(StrEnum):
+    EMAIL = "email"
+    TELEGRAM = "telegram"
+
+
+class DeliveryStatus(StrEnum):
+    """`pending` -> `sending` (claimed by one attempt) -> `sent`, or -> `failed` with `last_error`."""
+
+    PENDING = "pending"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+
+
 class Notification(Base):
     """The outbox of messages to a company; `dedupe_key` makes each event notify once."""
 
@@ -231,12 +252,15 @@ class NotificationDelivery(Base):
     notification_id: Mapped[int] = mapped_column(ForeignKey("notifications.id", ondelete="CASCADE"))
     channel: Mapped[str] = mapped_column(String(16))
     recipient: Mapped[str] = mapped_column(String(320))
-    status: Mapped[str] = mapped_column(String(16), default="pending")
+    status: Mapped[str] = mapped_column(String(16), default=DeliveryStatus.PENDING)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
     sent_at: Mapped[datetime | None]
     # When the attempt now sending took it (status "sending"); the exactly-once claim.
     claimed_at: Mapped[datetime | None]
+    # The job whose attempt took that claim: a later attempt of the same job that finds it knows its
+    # own earlier attempt stopped mid-send (outcome unknown), not that someone else is sending.
+    claimed_by_job: Mapped[str | None] = mapped_column(String(36))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     notification: Mapped[Notification] = relationship(back_populates="deliveries")
@@ -254,8 +278,9 @@ class ContentView(Base):
     count: Mapped[int] = mapped_column(Integer, default=0)
 
 
-class JobStatus:
-    """Values of `Job.status`."""
+class JobStatus(StrEnum):
+    """Values of `Job.status`: queued -> running -> succeeded, or -> failed; running -> queued again
+    when a transient failure retries or the worker's lease lapses."""
 
     QUEUED = "queued"
     RUNNING = "running"
@@ -273,18 +298,38 @@ class Job(Base):
     __table_args__ = (Index("ix_jobs_status_available_at", "status", "available_at"),)
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_uuid)
+    # The job kind's name, which is also the Celery task that runs it (arv.jobs.kinds).
     kind: Mapped[str] = mapped_column(String(64))
     queue: Mapped[str] = mapped_column(String(32))
     company_id: Mapped[int | None] = mapped_column(ForeignKey("companies.id", ondelete="CASCADE"))
     args: Mapped[dict[str, Any]]
     status: Mapped[str] = mapped_column(String(16), default=JobStatus.QUEUED)
+    # Claims so far; also the token of the current claim: only the attempt it counts may settle.
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # Times a worker stopped renewing its lease (died, killed, cut off): too many fails the job.
+    lost_leases: Mapped[int] = mapped_column(Integer, default=0)
     publish_count: Mapped[int] = mapped_column(Integer, default=0)
     available_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_published_at: Mapped[datetime | None]
+    # Renewed by the running worker's heartbeat; once past, the sweep takes the job back.
     lease_expires_at: Mapped[datetime | None]
+    # Set at the first transient failure: transient failures retry until then, then the job fails.
+    retry_until: Mapped[datetime | None]
     result: Mapped[dict[str, Any] | None]
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
+
+
+class TaskRun(Base):
+    """When each periodic task (the job sweep among them) last started and finished, by the
+    database's clock: what /healthz and /metrics report, and how the sweep takes turns."""
+
+    __tablename__ = "task_runs"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    last_started_at: Mapped[datetime | None]
+    last_finished_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    runs: Mapped[int] = mapped_column(Integer, default=0)

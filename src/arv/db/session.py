@@ -98,9 +98,13 @@ def session_scope() -> Iterator[Session]:
         session.close()
 
 
-def reset_engine() -> None:
-    """Forget the cached engine (tests and forked workers use a fresh one)."""
+def reset_engine(*, close: bool = True) -> None:
+    """Forget the cached engine (tests and forked workers use a fresh one).
+
+    A forked child passes `close=False`: the connections it inherited are its parent's, and closing
+    them would end the parent's sessions with the server.
+    """
     if get_engine.cache_info().currsize:
-        get_engine().dispose()
+        get_engine().dispose(close=close)
     get_engine.cache_clear()
     get_sessionmaker.cache_clear()

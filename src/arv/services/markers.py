@@ -1,15 +1,25 @@
-"""Compiling the MindAR marker of a portrait or an AR content image, and recording the result."""
+"""Compiling the MindAR marker of a portrait or an AR content image, and recording the result.
+
+A compile writes its `.mind` under a key of its own job, then switches the record to it in the
+transaction that settles the job. The marker served is deleted only once its successor is in place;
+a compile that was superseded meanwhile (a newer compile was requested) deletes its own output and
+leaves the record alone.
+"""
 
 from __future__ import annotations
 
 from typing import Any, cast
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from arv.config import get_settings
 from arv.db.models import ARContent, Job, MarkerStatus, Portrait, utcnow
-from arv.services.jobs import enqueue
-from arv.storage import ObjectNotFound, Storage
+from arv.jobs import store
+from arv.jobs.kinds import JobKind, JobOutcome, register
+from arv.jobs.queues import Queue
+from arv.services.notify.outbox import notify_marker_failed
+from arv.storage import ObjectNotFound, Storage, get_storage
 
 MarkerSubject = type[Portrait] | type[ARContent]
 
@@ -33,21 +43,30 @@ def marker_key_for(job: Job) -> str:
 
 def compile_marker(
     session: Session, storage: Storage, model: MarkerSubject, job: Job, *, max_pixels: int
-) -> tuple[dict[str, Any], str | None]:
-    """Compile the subject's image and point it at the new marker.
+) -> JobOutcome:
+    """Compile the subject's image into storage; the outcome's `record` points the subject at it.
 
-    Returns the job result and the key of the marker it replaced (to delete once committed). Raises
-    MarkerInputError for an image that cannot become a marker; storage errors propagate for a retry.
+    Raises MarkerInputError for an image that cannot become a marker; storage errors propagate for a
+    retry.
     """
-    subject = get_subject(session, model, job.args["id"])
-    if subject is None or subject.marker_task_id != job.id:
-        # Deleted, or a newer compile was requested since: this one has nothing left to do.
-        return {"superseded": True}, None
-    subject.marker_status = MarkerStatus.PROCESSING
+    subject_id = job.args["id"]
+    started = session.execute(
+        update(model)
+        .where(
+            model.id == subject_id,
+            model.marker_task_id == job.id,
+            model.marker_status.in_([MarkerStatus.PENDING, MarkerStatus.PROCESSING]),
+        )
+        .values(marker_status=MarkerStatus.PROCESSING, updated_at=utcnow())
+        .returning(model.image_key)
+    ).one_or_none()
     session.commit()
+    if started is None:
+        # Deleted, already compiled, or a newer compile was requested since: nothing left to do.
+        return JobOutcome({"superseded": True})
 
     try:
-        image = storage.get(subject.image_key)
+        image = storage.get(started.image_key)
     except ObjectNotFound as exc:
         raise MarkerInputError("the uploaded image is missing from storage; upload it again") from exc
     # Imported here: the API process, which only queues compiles, never loads numpy and OpenCV.
@@ -61,21 +80,34 @@ def compile_marker(
     report = compiled.reports[0].to_dict()
     key = marker_key_for(job)
     storage.put(key, compiled.data, MIND_CONTENT_TYPE)
-    previous = subject.marker_key
-    session.execute(
-        update(model)
-        .where(model.id == subject.id, model.marker_task_id == job.id)
-        .values(
-            marker_status=MarkerStatus.READY,
-            marker_key=key,
-            marker_error=None,
-            marker_metadata=report,
-            updated_at=utcnow(),
+    result: dict[str, Any] = {
+        "marker_key": key,
+        "verdict": report.get("verdict"),
+        "size_bytes": len(compiled.data),
+    }
+
+    def record(session: Session) -> Any:
+        current = session.execute(
+            select(model.marker_key, model.marker_task_id).where(model.id == subject_id).with_for_update()
+        ).one_or_none()
+        if current is None or current.marker_task_id != job.id:
+            result["superseded"] = True
+            return lambda: storage.delete(key)
+        session.execute(
+            update(model)
+            .where(model.id == subject_id)
+            .values(
+                marker_status=MarkerStatus.READY,
+                marker_key=key,
+                marker_error=None,
+                marker_metadata=report,
+                updated_at=utcnow(),
+            )
         )
-        .execution_options(synchronize_session=False)
-    )
-    replaced = previous if previous and previous != key else None
-    return {"marker_key": key, "verdict": report.get("verdict"), "size_bytes": len(compiled.data)}, replaced
+        replaced = current.marker_key
+        return (lambda: storage.delete(replaced)) if replaced and replaced != key else None
+
+    return JobOutcome(result, record=record)
 
 
 def mark_failed(session: Session, model: MarkerSubject, job_ids: list[str], reason: str) -> int:
@@ -92,12 +124,39 @@ def mark_failed(session: Session, model: MarkerSubject, job_ids: list[str], reas
     return result.rowcount  # type: ignore[attr-defined,no-any-return]
 
 
-def request_compile(session: Session, subject: Portrait | ARContent, *, task_name: str, queue: str) -> Job:
-    """Queue a (re)compile of `subject` in the caller's transaction; the current marker stays served."""
-    job = enqueue(
-        session, task_name=task_name, queue=queue, args={"id": subject.id}, company_id=subject.company_id
-    )
-    subject.marker_task_id = job.id
+def request_compile(session: Session, subject: Portrait | ARContent) -> str:
+    """Queue a (re)compile of `subject` in the caller's transaction; the current marker stays served.
+
+    Returns the job id.
+    """
+    kind = COMPILE_PORTRAIT_MARKER if isinstance(subject, Portrait) else COMPILE_CONTENT_MARKER
+    job_id = store.enqueue(session, kind, {"id": subject.id}, company_id=subject.company_id)
+    subject.marker_task_id = job_id
     subject.marker_status = MarkerStatus.PENDING
     subject.marker_error = None
-    return job
+    return job_id
+
+
+def _compile_kind(name: str, model: MarkerSubject) -> JobKind:
+    def run(session: Session, job: Job) -> JobOutcome:
+        return compile_marker(session, get_storage(), model, job, max_pixels=get_settings().max_image_pixels)
+
+    def failed(session: Session, job: Job, reason: str) -> None:
+        if mark_failed(session, model, [job.id], reason):
+            subject = get_subject(session, model, job.args["id"])
+            if subject is not None:
+                notify_marker_failed(session, subject, job_id=job.id, reason=reason)
+
+    return register(
+        JobKind(
+            name=name,
+            queue=Queue.MARKERS,
+            run=run,
+            permanent_errors=(MarkerInputError,),
+            on_failure=failed,
+        )
+    )
+
+
+COMPILE_PORTRAIT_MARKER = _compile_kind("generate_mind_marker_task", Portrait)
+COMPILE_CONTENT_MARKER = _compile_kind("generate_ar_content_marker_task", ARContent)

@@ -8,18 +8,18 @@ import subprocess
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Any
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from arv.config import get_settings
 from arv.db.models import ARContent, Job, JobStatus, Portrait, Video
-from arv.services.jobs import enqueue
-from arv.storage import ObjectNotFound, Storage
+from arv.jobs import store
+from arv.jobs.kinds import JobKind, JobOutcome, recording, register
+from arv.jobs.queues import Queue
+from arv.storage import ObjectNotFound, Storage, get_storage
 
-THUMBNAIL_TASK = "generate_thumbnail"
-POSTER_TASK = "generate_video_poster"
 # The records a thumbnail job may name, by the `kind` in its arguments.
 THUMBNAIL_SUBJECTS: dict[str, type[Portrait] | type[ARContent]] = {
     "portrait": Portrait,
@@ -36,23 +36,15 @@ class PreviewInputError(Exception):
     """The file cannot give a preview; the message says why in words a customer can act on."""
 
 
-def request_thumbnail(session: Session, subject: Portrait | ARContent, queue: str) -> Job:
+def request_thumbnail(session: Session, subject: Portrait | ARContent) -> str:
     """Queue the thumbnail of a portrait or an AR content image in the caller's transaction."""
     kind = "portrait" if isinstance(subject, Portrait) else "ar_content"
-    return enqueue(
-        session,
-        task_name=THUMBNAIL_TASK,
-        queue=queue,
-        args={"kind": kind, "id": subject.id},
-        company_id=subject.company_id,
-    )
+    return store.enqueue(session, THUMBNAIL, {"kind": kind, "id": subject.id}, company_id=subject.company_id)
 
 
-def request_poster(session: Session, video: Video, company_id: int, queue: str) -> Job:
+def request_poster(session: Session, video: Video, company_id: int) -> str:
     """Queue the poster frame of a video in the caller's transaction."""
-    return enqueue(
-        session, task_name=POSTER_TASK, queue=queue, args={"video_id": video.id}, company_id=company_id
-    )
+    return store.enqueue(session, POSTER, {"video_id": video.id}, company_id=company_id)
 
 
 def thumbnail_jpeg(image_data: bytes, *, max_px: int) -> bytes:
@@ -80,23 +72,20 @@ def _uploaded(storage: Storage, key: str, what: str) -> bytes:
         raise PreviewInputError(f"the uploaded {what} is missing from storage") from exc
 
 
-def generate_thumbnail(session: Session, storage: Storage, job: Job, *, max_px: int) -> dict[str, Any]:
+def generate_thumbnail(session: Session, storage: Storage, job: Job, *, max_px: int) -> JobOutcome:
     """Make and store the thumbnail of the subject named by `job`; raises PreviewInputError."""
     model = THUMBNAIL_SUBJECTS[job.args["kind"]]
     subject: Portrait | ARContent | None = session.get(model, job.args["id"])  # type: ignore[assignment]
     if subject is None:
-        return {"superseded": True}
+        return JobOutcome({"superseded": True})
     thumbnail = thumbnail_jpeg(_uploaded(storage, subject.image_key, "image"), max_px=max_px)
     # One key per subject: the image of a record never changes, so a second run writes the same file.
     key = f"thumbnails/{job.args['kind']}-{subject.id}.jpg"
     storage.put(key, thumbnail, "image/jpeg")
-    session.execute(
-        update(type(subject))
-        .where(type(subject).id == subject.id)
-        .values(thumbnail_key=key)
-        .execution_options(synchronize_session=False)
+    return recording(
+        {"thumbnail_key": key, "size_bytes": len(thumbnail)},
+        update(model).where(model.id == subject.id).values(thumbnail_key=key),
     )
-    return {"thumbnail_key": key, "size_bytes": len(thumbnail)}
 
 
 def thumbnail_failure(session: Session, subject: Portrait | ARContent) -> str | None:
@@ -105,7 +94,7 @@ def thumbnail_failure(session: Session, subject: Portrait | ARContent) -> str | 
     failed = session.scalars(
         select(Job)
         .where(
-            Job.kind == THUMBNAIL_TASK,
+            Job.kind == THUMBNAIL.name,
             Job.company_id == subject.company_id,
             Job.status == JobStatus.FAILED,
             Job.created_at >= subject.created_at,
@@ -146,11 +135,11 @@ def poster_frame(video_path: Path, *, timeout_s: float) -> bytes:
     raise PreviewInputError("the video has no picture: ffmpeg found no frame to use as a poster")
 
 
-def generate_poster(session: Session, storage: Storage, job: Job, *, timeout_s: float) -> dict[str, Any]:
+def generate_poster(session: Session, storage: Storage, job: Job, *, timeout_s: float) -> JobOutcome:
     """Make and store the poster of the video named by `job`; raises PreviewInputError."""
     video = session.get(Video, job.args["video_id"])
     if video is None:
-        return {"superseded": True}
+        return JobOutcome({"superseded": True})
     data = _uploaded(storage, video.storage_key, "video")
     with tempfile.TemporaryDirectory(prefix="arv-poster-") as folder:
         path = Path(folder) / "video"
@@ -158,13 +147,10 @@ def generate_poster(session: Session, storage: Storage, job: Job, *, timeout_s: 
         poster = poster_frame(path, timeout_s=timeout_s)
     key = f"posters/video-{video.id}.jpg"
     storage.put(key, poster, "image/jpeg")
-    session.execute(
-        update(Video)
-        .where(Video.id == video.id)
-        .values(poster_key=key, poster_error=None)
-        .execution_options(synchronize_session=False)
+    return recording(
+        {"poster_key": key, "size_bytes": len(poster)},
+        update(Video).where(Video.id == video.id).values(poster_key=key, poster_error=None),
     )
-    return {"poster_key": key, "size_bytes": len(poster)}
 
 
 def record_poster_failure(session: Session, video_id: int, reason: str) -> None:
@@ -175,3 +161,26 @@ def record_poster_failure(session: Session, video_id: int, reason: str) -> None:
         .values(poster_error=reason)
         .execution_options(synchronize_session=False)
     )
+
+
+THUMBNAIL = register(
+    JobKind(
+        name="generate_thumbnail",
+        queue=Queue.DEFAULT,
+        run=lambda session, job: generate_thumbnail(
+            session, get_storage(), job, max_px=get_settings().thumbnail_max_px
+        ),
+        permanent_errors=(PreviewInputError,),
+    )
+)
+POSTER = register(
+    JobKind(
+        name="generate_video_poster",
+        queue=Queue.DEFAULT,
+        run=lambda session, job: generate_poster(
+            session, get_storage(), job, timeout_s=get_settings().poster_timeout_s
+        ),
+        permanent_errors=(PreviewInputError,),
+        on_failure=lambda session, job, reason: record_poster_failure(session, job.args["video_id"], reason),
+    )
+)

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import io
-from typing import Any
 
 import segno
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
+from arv.config import get_settings
 from arv.db.models import ARContent, Job, utcnow
-from arv.services.jobs import enqueue
-from arv.storage import Storage
+from arv.jobs import store
+from arv.jobs.kinds import JobKind, JobOutcome, recording, register
+from arv.jobs.queues import Queue
+from arv.storage import Storage, get_storage
 
-TASK_NAME = "generate_qr_code"
 # Medium error correction survives a scratch or a fold in the print; the border is the quiet zone
 # the QR standard asks for (four modules).
 ERROR_CORRECTION = "m"
@@ -35,11 +36,9 @@ def render_qr(url: str) -> tuple[bytes, bytes]:
     return png.getvalue(), svg.getvalue()
 
 
-def request_qr_code(session: Session, content: ARContent, queue: str) -> Job:
+def request_qr_code(session: Session, content: ARContent) -> str:
     """Queue the QR code of `content` in the caller's transaction."""
-    return enqueue(
-        session, task_name=TASK_NAME, queue=queue, args={"id": content.id}, company_id=content.company_id
-    )
+    return store.enqueue(session, QR_CODE, {"id": content.id}, company_id=content.company_id)
 
 
 def viewer_url(base_url: str, content: ARContent) -> str:
@@ -47,20 +46,30 @@ def viewer_url(base_url: str, content: ARContent) -> str:
     return f"{base_url.rstrip('/')}/ar/{content.unique_id}"
 
 
-def generate_qr_code(session: Session, storage: Storage, job: Job, *, base_url: str) -> dict[str, Any]:
+def generate_qr_code(session: Session, storage: Storage, job: Job, *, base_url: str) -> JobOutcome:
     """Draw and store the QR code of the content named by `job`, and point the content at it."""
     content = session.get(ARContent, job.args["id"])
     if content is None:
-        return {"superseded": True}
+        return JobOutcome({"superseded": True})
     public_url = viewer_url(base_url, content)
     png_key, svg_key = qr_keys(content)
     png, svg = render_qr(public_url)
     storage.put(png_key, png, "image/png")
     storage.put(svg_key, svg, "image/svg+xml")
-    session.execute(
+    return recording(
+        {"url": public_url, "png_key": png_key, "svg_key": svg_key},
         update(ARContent)
         .where(ARContent.id == content.id)
-        .values(qr_png_key=png_key, qr_svg_key=svg_key, updated_at=utcnow())
-        .execution_options(synchronize_session=False)
+        .values(qr_png_key=png_key, qr_svg_key=svg_key, updated_at=utcnow()),
     )
-    return {"url": public_url, "png_key": png_key, "svg_key": svg_key}
+
+
+QR_CODE = register(
+    JobKind(
+        name="generate_qr_code",
+        queue=Queue.DEFAULT,
+        run=lambda session, job: generate_qr_code(
+            session, get_storage(), job, base_url=get_settings().api_base_url
+        ),
+    )
+)

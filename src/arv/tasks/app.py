@@ -1,69 +1,38 @@
-"""The one Celery app: broker and backend from the settings, queues and routes, and the Beat schedule."""
+"""The one Celery app: broker and backend from the settings, queues, and the tasks and routes derived
+from the job kinds and the periodic tasks, with Beat's schedule."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import timedelta
 from functools import lru_cache
 
 from celery import Celery
-from kombu import Connection, Exchange, Queue
+from kombu import Exchange, Queue
 
 from arv.config import Settings, get_settings
+from arv.jobs.kinds import registered_kinds
+from arv.jobs.publisher import use_publisher
+from arv.jobs.queues import QUEUES
+from arv.jobs.queues import Queue as JobQueue
 from arv.logging import configure_logging
+from arv.services import markers, previews, qr_codes
+from arv.services.notify import delivery
 from arv.tasks import filesystem_broker
+from arv.tasks.broker import wakeup_sender
+from arv.tasks.job_tasks import register_job_task
+from arv.tasks.periodic import PERIODIC_TASKS, beat_schedule, register_periodic_task
 
-MARKERS = "markers"
-NOTIFICATIONS = "notifications"
-DEFAULT = "default"
-QUEUES = (MARKERS, NOTIFICATIONS, DEFAULT)
-
-# Every task and the queue it runs on; nothing else routes work.
-ROUTES: dict[str, str] = {
-    "generate_mind_marker_task": MARKERS,
-    "generate_ar_content_marker_task": MARKERS,
-    "sweep_jobs": DEFAULT,
-    "check_expiring_projects": DEFAULT,
-    "deactivate_expired_content": DEFAULT,
-    "rotate_scheduled_videos": DEFAULT,
-    "generate_qr_code": DEFAULT,
-    "generate_thumbnail": DEFAULT,
-    "generate_video_poster": DEFAULT,
-    "deliver_notification": NOTIFICATIONS,
-    "fan_out_notifications": NOTIFICATIONS,
-}
-
-TASK_MODULES = [
-    "arv.tasks.observability",
-    "arv.tasks.markers",
-    "arv.tasks.maintenance",
-    "arv.tasks.periodic",
-    "arv.tasks.qr_codes",
-    "arv.tasks.previews",
-    "arv.tasks.notifications",
-]
+# The feature modules whose job kinds this app runs: importing one registers its kinds.
+FEATURES = (markers, previews, qr_codes, delivery)
+# Modules that connect Celery signals: task logs and metrics, and every worker's sweeping thread.
+SIGNAL_MODULES = ["arv.tasks.observability", "arv.tasks.sweeper"]
 
 
-def beat_schedule(settings: Settings) -> dict[str, dict[str, object]]:
-    """Beat's periodic tasks, with their intervals from the settings."""
-    return {
-        "sweep_jobs": {"task": "sweep_jobs", "schedule": timedelta(seconds=settings.sweep_interval_s)},
-        # The periodic passes drop a message no worker took within one interval (`expires`): the next
-        # one does the same work, so a stopped worker never comes back to a queue of stale passes.
-        **{
-            name: {"task": name, "schedule": timedelta(seconds=interval), "options": {"expires": interval}}
-            for name, interval in (
-                ("check_expiring_projects", settings.expiry_check_interval_s),
-                ("deactivate_expired_content", settings.expiry_deactivate_interval_s),
-                ("rotate_scheduled_videos", settings.rotation_interval_s),
-            )
-        },
-        "fan_out_notifications": {
-            "task": "fan_out_notifications",
-            "schedule": timedelta(seconds=settings.notification_fan_out_interval_s),
-        },
-    }
+def task_routes() -> dict[str, dict[str, str]]:
+    """Every task and its queue, derived from the job kinds and the periodic tasks: nothing else routes."""
+    queues = {kind.name: kind.queue for kind in registered_kinds()}
+    queues.update({periodic.name: periodic.queue for periodic in PERIODIC_TASKS})
+    return {name: {"queue": queue.value, "routing_key": queue.value} for name, queue in queues.items()}
 
 
 def broker_options(settings: Settings) -> dict[str, object]:
@@ -97,14 +66,18 @@ def create_celery_app(settings: Settings | None = None) -> Celery:
     if settings.is_sqlite or not settings.result_backend:
         settings.resolved_data_dir.mkdir(parents=True, exist_ok=True)
     app = Celery(
-        "arv", broker=settings.celery_broker_url, backend=settings.celery_result_backend, include=TASK_MODULES
+        "arv",
+        broker=settings.celery_broker_url,
+        backend=settings.celery_result_backend,
+        include=SIGNAL_MODULES,
     )
+    default = JobQueue.DEFAULT.value
     app.conf.update(
-        task_queues=[Queue(name, Exchange(name), routing_key=name) for name in QUEUES],
-        task_default_queue=DEFAULT,
-        task_default_exchange=DEFAULT,
-        task_default_routing_key=DEFAULT,
-        task_routes={name: {"queue": queue, "routing_key": queue} for name, queue in ROUTES.items()},
+        task_queues=[Queue(name.value, Exchange(name.value), routing_key=name.value) for name in QUEUES],
+        task_default_queue=default,
+        task_default_exchange=default,
+        task_default_routing_key=default,
+        task_routes=task_routes(),
         task_serializer="json",
         result_serializer="json",
         accept_content=["json"],
@@ -130,23 +103,20 @@ def create_celery_app(settings: Settings | None = None) -> Celery:
         timezone="UTC",
         enable_utc=True,
     )
+    for kind in registered_kinds():
+        register_job_task(app, kind, settings)
+    for periodic in PERIODIC_TASKS:
+        register_periodic_task(app, periodic, settings)
     return app
-
-
-@contextmanager
-def broker_connection() -> Iterator[Connection]:
-    """A pooled broker connection that fails at once when the broker is down, instead of entering
-    kombu's reconnect loop: callers (an upload, the sweep, /healthz) have a better plan than waiting."""
-    with get_celery_app().pool.acquire(block=True, timeout=10) as conn:
-        conn.ensure_connection(max_retries=0)
-        yield conn
 
 
 @lru_cache
 def get_celery_app() -> Celery:
-    """The process's Celery app, built from the settings on first use."""
+    """The process's Celery app, built from the settings on first use; the job layer publishes
+    wake-ups through its broker from then on."""
     app = create_celery_app()
     app.set_default()
+    use_publisher(wakeup_sender(app))
     return app
 
 

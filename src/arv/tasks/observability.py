@@ -47,4 +47,4 @@ def _task_finished(task_id: str, task: Any, state: str | None = None, **_: Any) 
 @worker_process_init.connect
 def _fresh_connections(**_: Any) -> None:
     # A forked pool child must not share its parent's database connections.
-    reset_engine()
+    reset_engine(close=False)

@@ -11,7 +11,6 @@ from arv.api.uploads import StoredUntilCommit, read_upload, refused
 from arv.db.models import ARContent, Project, Video
 from arv.services import markers, previews, qr_codes
 from arv.services.uploads import UploadRefused, VideoUpload, check_image, sniff_video
-from arv.tasks.app import DEFAULT, MARKERS
 
 router = APIRouter(prefix="/api/ar-content", tags=["ar-content"])
 
@@ -42,7 +41,7 @@ def _add_video(
     session.flush()
     if content.active_video_id is None:
         content.active_video_id = video.id
-    previews.request_poster(session, video, content.company_id, DEFAULT)
+    previews.request_poster(session, video, content.company_id)
     return video
 
 
@@ -82,9 +81,9 @@ def create_ar_content(
         session.flush()
         if video_data is not None and container is not None:
             _add_video(session, stored, content, video_data, container, video.filename if video else None)
-        markers.request_compile(session, content, task_name="generate_ar_content_marker_task", queue=MARKERS)
-        qr_codes.request_qr_code(session, content, DEFAULT)
-        previews.request_thumbnail(session, content, DEFAULT)
+        markers.request_compile(session, content)
+        qr_codes.request_qr_code(session, content)
+        previews.request_thumbnail(session, content)
         session.commit()
     return ar_content_out(content, storage, settings)
 
@@ -108,11 +107,9 @@ def read_ar_content(
 def regenerate_marker(content_id: int, session: SessionDep, principal: CurrentPrincipal) -> TaskAccepted:
     """Compile again; the marker being served stays until the new one is ready."""
     content = get_owned(session, principal, ARContent, content_id, "AR content")
-    job = markers.request_compile(
-        session, content, task_name="generate_ar_content_marker_task", queue=MARKERS
-    )
+    job_id = markers.request_compile(session, content)
     session.commit()
-    return TaskAccepted(task_id=job.id)
+    return TaskAccepted(task_id=job_id)
 
 
 @router.post("/{content_id}/videos", status_code=status.HTTP_201_CREATED, response_model=VideoOut)

@@ -1,42 +1,76 @@
-"""Health: is each backend (database, broker, storage) reachable; 503 when one is not."""
+"""Health: is each backend (database, broker, storage) reachable, and is the job sweep running;
+503 when one of them is not. Also when each periodic task last ran, by the database's clock."""
 
 from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
-from sqlalchemy import text
 
+from arv.config import get_settings
 from arv.db.session import get_engine
+from arv.jobs import task_runs
+from arv.jobs.sweep import SWEEP_TASK
 from arv.storage import get_storage
-from arv.tasks.app import broker_connection
+from arv.tasks.app import get_celery_app
+from arv.tasks.broker import broker_connection
 
 router = APIRouter(tags=["health"])
 
-
-def _check_database() -> None:
-    with get_engine().connect() as conn:
-        conn.execute(text("SELECT 1"))
+# The sweep counts as stopped once its last run is older than this many sweep intervals.
+SWEEP_STALE_INTERVALS = 3
 
 
 def _check_broker() -> None:
-    with broker_connection():
+    with broker_connection(get_celery_app()):
         pass
+
+
+def _failure(exc: Exception) -> dict[str, Any]:
+    return {"ok": False, "error": f"{type(exc).__name__}: {exc}"[:300]}
 
 
 @router.get("/healthz")
 def healthz() -> JSONResponse:
     checks: dict[str, Any] = {}
-    for name, check in (
-        ("database", _check_database),
-        ("broker", _check_broker),
-        ("storage", lambda: get_storage().check()),
-    ):
+    periodic: dict[str, Any] = {}
+    try:
+        with get_engine().connect() as connection:
+            now, runs = task_runs.ages(connection)
+        checks["database"] = {"ok": True}
+    except Exception as exc:  # noqa: BLE001 - any failure is "down", with its words
+        checks["database"] = _failure(exc)
+        runs = {}
+    for name, check in (("broker", _check_broker), ("storage", lambda: get_storage().check())):
         try:
             check()
             checks[name] = {"ok": True}
-        except Exception as exc:  # noqa: BLE001 - any failure is "down", with its words
-            checks[name] = {"ok": False, "error": f"{type(exc).__name__}: {exc}"[:300]}
+        except Exception as exc:  # noqa: BLE001
+            checks[name] = _failure(exc)
+    for name, run in runs.items():
+        periodic[name] = {
+            "last_started_at": run.last_started_at.isoformat() if run.last_started_at else None,
+            "last_finished_at": run.last_finished_at.isoformat() if run.last_finished_at else None,
+            "age_s": round((now - run.last_finished_at).total_seconds(), 1) if run.last_finished_at else None,
+            "last_error": run.last_error,
+        }
+    if checks["database"]["ok"]:
+        checks["sweep"] = _sweep_check(periodic.get(SWEEP_TASK))
     healthy = all(c["ok"] for c in checks.values())
     return JSONResponse(
-        {"status": "ok" if healthy else "degraded", "checks": checks}, status_code=200 if healthy else 503
+        {"status": "ok" if healthy else "degraded", "checks": checks, "periodic": periodic},
+        status_code=200 if healthy else 503,
     )
+
+
+def _sweep_check(run: dict[str, Any] | None) -> dict[str, Any]:
+    limit_s = SWEEP_STALE_INTERVALS * get_settings().sweep_interval_s
+    if run is None or run["age_s"] is None:
+        return {"ok": False, "error": "the job sweep has never run: start a worker (arv worker)"}
+    if run["age_s"] > limit_s:
+        return {
+            "ok": False,
+            "age_s": run["age_s"],
+            "error": f"the job sweep last ran {run['age_s']:g} s ago (more than {limit_s:g} s): "
+            "is any worker running?",
+        }
+    return {"ok": True, "age_s": run["age_s"]}

@@ -7,8 +7,8 @@ from sqlalchemy import select
 
 from arv.api.deps import CurrentPrincipal, SessionDep, get_owned
 from arv.api.schemas import NotificationOut
-from arv.db.models import Notification, NotificationDelivery
-from arv.services.notify.outbox import DeliveryStatus, NotificationType, resend_failed
+from arv.db.models import DeliveryStatus, Notification, NotificationDelivery, NotificationType
+from arv.services.notify.outbox import resend_failed
 
 router = APIRouter(prefix="/api/notifications", tags=["notifications"])
 

@@ -11,7 +11,6 @@ from arv.api.uploads import StoredUntilCommit, read_upload, refused
 from arv.db.models import Portrait
 from arv.services import markers, previews
 from arv.services.uploads import UploadRefused, check_image
-from arv.tasks.app import DEFAULT, MARKERS
 
 router = APIRouter(prefix="/api/portraits", tags=["portraits"])
 
@@ -42,8 +41,8 @@ def upload_portrait(
         )
         session.add(portrait)
         session.flush()
-        markers.request_compile(session, portrait, task_name="generate_mind_marker_task", queue=MARKERS)
-        previews.request_thumbnail(session, portrait, DEFAULT)
+        markers.request_compile(session, portrait)
+        previews.request_thumbnail(session, portrait)
         session.commit()
     return portrait_out(portrait, storage, settings)
 

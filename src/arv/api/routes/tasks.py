@@ -9,7 +9,7 @@ from arv.db.models import Job, JobStatus
 router = APIRouter(prefix="/api/tasks", tags=["tasks"])
 
 # Job states in Celery's words, which clients of task queues already know.
-CELERY_STATES = {
+CELERY_STATES: dict[str, str] = {
     JobStatus.QUEUED: "PENDING",
     JobStatus.RUNNING: "STARTED",
     JobStatus.SUCCEEDED: "SUCCESS",

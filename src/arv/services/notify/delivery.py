@@ -2,10 +2,13 @@
 
 The order is the guarantee. A delivery is claimed with a conditional update (`pending` -> `sending`)
 that is committed before the message leaves, and recorded `sent` in a commit right after the channel
-accepts it. A second run (a redelivered message, a job whose lease expired, a second job for the same
-delivery) finds it `sent` or `sending` and sends nothing. The only window left is a crash between the
-channel accepting the message and that commit: the delivery stays `sending`, and the next attempt
-marks it failed as "outcome unknown" instead of sending again (a person may resend it).
+accepts it (retried while the database is away, so a message that left is recorded `sent`). A second
+run (a redelivered message, a second job for the same delivery) finds it `sent` or `sending` and sends
+nothing: a `sending` claim of another job that is still running makes it come back later. The only
+window left is a crash between the channel accepting the message and that commit: the delivery stays
+`sending`, and the next attempt of the same job (which knows the claim for its own, `claimed_by_job`)
+marks it failed as "outcome unknown" instead of sending again (a person may resend it). So every
+delivery ends `sent` or `failed` with a reason.
 
 The wait for a rate-limit slot happens before the claim, so the `sending` state spans only the
 network exchange itself.
@@ -16,20 +19,21 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Protocol
 
 import structlog
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from arv.config import Settings
-from arv.db.models import Company, NotificationDelivery, utcnow
+from arv.config import Settings, get_settings
+from arv.db.models import Channel, Company, DeliveryStatus, Job, NotificationDelivery, utcnow
+from arv.jobs import store
+from arv.jobs.kinds import JobKind, JobOutcome, TryLater, register
+from arv.jobs.queues import Queue
 from arv.services.notify.email import EmailChannel
 from arv.services.notify.errors import ChannelUnavailable, DeliveryRefused, OutcomeUnknown, RetryAfter
 from arv.services.notify.messages import RenderedMessage, render_notification
-from arv.services.notify.outbox import Channel, DeliveryStatus
-from arv.services.notify.ratelimit import Limit, RateLimiter, Reservation
+from arv.services.notify.ratelimit import Limit, RateLimiter, Reservation, rate_limiter_for
 from arv.services.notify.telegram import TelegramChannel
 
 log = structlog.get_logger(__name__)
@@ -52,16 +56,6 @@ def channels_for(settings: Settings) -> dict[str, NotificationChannel]:
     return {Channel.EMAIL: EmailChannel(settings), Channel.TELEGRAM: TelegramChannel(settings)}
 
 
-class SendLater(Exception):
-    """Not now: come back in `delay_s` seconds. `counts_as_attempt` is False when the delivery only
-    waited for its rate-limit slot, True when the channel itself pushed back (HTTP 429)."""
-
-    def __init__(self, reason: str, *, delay_s: float, counts_as_attempt: bool) -> None:
-        super().__init__(reason)
-        self.delay_s = delay_s
-        self.counts_as_attempt = counts_as_attempt
-
-
 @dataclass(frozen=True)
 class DeliveryOutcome:
     delivery_id: int
@@ -82,28 +76,37 @@ class DeliveryOutcome:
 
 def deliver(
     session: Session,
-    delivery_id: int,
+    job: Job,
     *,
     settings: Settings,
     limiter: RateLimiter,
     channels: dict[str, NotificationChannel] | None = None,
-    stale_claim_after_s: float = 120.0,
     sleep: Callable[[float], None] = time.sleep,
-) -> DeliveryOutcome:
-    """Send delivery `delivery_id` unless it was sent or is being sent; commits its state changes.
+) -> JobOutcome:
+    """Send the delivery `job` names unless it was sent or is being sent; commits its claim.
 
-    Raises `ChannelUnavailable` (retry with backoff), `SendLater` (come back later), and
-    `DeliveryRefused` / `OutcomeUnknown` after recording the delivery as failed.
+    The outcome's `record` marks it sent. Raises `ChannelUnavailable` (retry with backoff),
+    `TryLater` (come back later), and `DeliveryRefused` / `OutcomeUnknown` after recording the
+    delivery as failed.
     """
+    delivery_id = int(job.args["delivery_id"])
     delivery = session.get(NotificationDelivery, delivery_id, populate_existing=True)
     if delivery is None:
-        return DeliveryOutcome(delivery_id, "deleted", False, "the notification was deleted")
+        return JobOutcome(
+            DeliveryOutcome(delivery_id, "deleted", False, "the notification was deleted").to_dict()
+        )
     if delivery.status in (DeliveryStatus.SENT, DeliveryStatus.FAILED):
-        return DeliveryOutcome(delivery_id, delivery.status, False, "already settled; nothing sent")
+        return JobOutcome(
+            DeliveryOutcome(delivery_id, delivery.status, False, "already settled; nothing sent").to_dict()
+        )
     if delivery.status == DeliveryStatus.SENDING:
-        claimed_at = delivery.claimed_at
-        if claimed_at is not None and utcnow() - claimed_at < timedelta(seconds=stale_claim_after_s):
-            return DeliveryOutcome(delivery_id, delivery.status, False, "being sent by another attempt")
+        claimant = delivery.claimed_by_job
+        if claimant is not None and claimant != job.id and store.is_running(session, claimant):
+            session.commit()
+            raise TryLater(
+                "another job is sending this delivery", delay_s=settings.job_lease_s, counts_as_attempt=False
+            )
+        # This job's own earlier attempt, or another job that ended, stopped between claim and record.
         _settle(
             session,
             delivery_id,
@@ -133,7 +136,7 @@ def deliver(
     limits = channel.limits(recipient)
     reservation = _wait_for_slot(limiter, limits, channel.name, settings.notification_max_rate_wait_s, sleep)
     try:
-        return _claim_and_send(session, delivery_id, channel, recipient, message)
+        return _claim_and_send(session, delivery_id, job.id, channel, recipient, message)
     finally:
         limiter.release(limits, reservation)
 
@@ -154,7 +157,7 @@ def _wait_for_slot(
                 sleep(reservation.wait_s)
             return reservation
         if waited + reservation.wait_s > max_wait_s:
-            raise SendLater(
+            raise TryLater(
                 f"rate limit: next {channel_name} slot in {reservation.wait_s:.2f} s",
                 delay_s=reservation.wait_s,
                 counts_as_attempt=False,
@@ -164,10 +167,17 @@ def _wait_for_slot(
 
 
 def _claim_and_send(
-    session: Session, delivery_id: int, channel: NotificationChannel, recipient: str, message: RenderedMessage
-) -> DeliveryOutcome:
-    if not _claim(session, delivery_id):
-        return DeliveryOutcome(delivery_id, "skipped", False, "claimed by another attempt")
+    session: Session,
+    delivery_id: int,
+    job_id: str,
+    channel: NotificationChannel,
+    recipient: str,
+    message: RenderedMessage,
+) -> JobOutcome:
+    if not _claim(session, delivery_id, job_id):
+        return JobOutcome(
+            DeliveryOutcome(delivery_id, "skipped", False, "claimed by another attempt").to_dict()
+        )
     try:
         channel.send(recipient, message, delivery_id=delivery_id)
     except (DeliveryRefused, OutcomeUnknown) as exc:
@@ -179,31 +189,36 @@ def _claim_and_send(
         _settle(
             session, delivery_id, DeliveryStatus.SENDING, status=DeliveryStatus.PENDING, last_error=str(exc)
         )
-        raise SendLater(str(exc), delay_s=exc.retry_after_s, counts_as_attempt=True) from exc
+        raise TryLater(str(exc), delay_s=exc.retry_after_s, counts_as_attempt=True) from exc
     except (ChannelUnavailable, ConnectionError, TimeoutError) as exc:
         _settle(
             session, delivery_id, DeliveryStatus.SENDING, status=DeliveryStatus.PENDING, last_error=str(exc)
         )
         raise
-    _settle(
-        session,
-        delivery_id,
-        DeliveryStatus.SENDING,
-        status=DeliveryStatus.SENT,
-        sent_at=utcnow(),
-        last_error=None,
-    )
     log.info("notification.sent", delivery_id=delivery_id, channel=channel.name)
-    return DeliveryOutcome(delivery_id, DeliveryStatus.SENT, True)
+
+    def record_sent(session: Session) -> None:
+        _settle(
+            session,
+            delivery_id,
+            DeliveryStatus.SENDING,
+            commit=False,
+            status=DeliveryStatus.SENT,
+            sent_at=utcnow(),
+            last_error=None,
+        )
+
+    return JobOutcome(DeliveryOutcome(delivery_id, DeliveryStatus.SENT, True).to_dict(), record=record_sent)
 
 
-def _claim(session: Session, delivery_id: int) -> bool:
+def _claim(session: Session, delivery_id: int, job_id: str) -> bool:
     result = session.execute(
         update(NotificationDelivery)
         .where(NotificationDelivery.id == delivery_id, NotificationDelivery.status == DeliveryStatus.PENDING)
         .values(
             status=DeliveryStatus.SENDING,
             claimed_at=utcnow(),
+            claimed_by_job=job_id,
             attempts=NotificationDelivery.attempts + 1,
         )
         .execution_options(synchronize_session=False)
@@ -212,14 +227,17 @@ def _claim(session: Session, delivery_id: int) -> bool:
     return result.rowcount == 1  # type: ignore[attr-defined,no-any-return]
 
 
-def _settle(session: Session, delivery_id: int, from_status: str, **values: object) -> bool:
+def _settle(
+    session: Session, delivery_id: int, from_status: str, *, commit: bool = True, **values: object
+) -> bool:
     result = session.execute(
         update(NotificationDelivery)
         .where(NotificationDelivery.id == delivery_id, NotificationDelivery.status == from_status)
         .values(claimed_at=None, **values)
         .execution_options(synchronize_session=False)
     )
-    session.commit()
+    if commit:
+        session.commit()
     return result.rowcount == 1  # type: ignore[attr-defined,no-any-return]
 
 
@@ -238,3 +256,23 @@ def fail_unsent(session: Session, delivery_id: int, reason: str) -> bool:
         .execution_options(synchronize_session=False)
     )
     return result.rowcount == 1  # type: ignore[attr-defined,no-any-return]
+
+
+def _deliver_job(session: Session, job: Job) -> JobOutcome:
+    settings = get_settings()
+    return deliver(session, job, settings=settings, limiter=rate_limiter_for(settings))
+
+
+def _delivery_failed(session: Session, job: Job, reason: str) -> None:
+    fail_unsent(session, int(job.args["delivery_id"]), reason)
+
+
+DELIVER = register(
+    JobKind(
+        name="deliver_notification",
+        queue=Queue.NOTIFICATIONS,
+        run=_deliver_job,
+        permanent_errors=(DeliveryRefused, OutcomeUnknown),
+        on_failure=_delivery_failed,
+    )
+)

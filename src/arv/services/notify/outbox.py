@@ -12,47 +12,30 @@ from typing import Any
 
 import structlog
 from sqlalchemy import Select, and_, func, literal, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from arv.config import get_settings
-from arv.db.models import ARContent, Company, Notification, NotificationDelivery, Portrait, utcnow
-from arv.services import jobs
+from arv.db.dialect import upsert
+from arv.db.models import (
+    ARContent,
+    Channel,
+    Company,
+    DeliveryStatus,
+    Notification,
+    NotificationDelivery,
+    NotificationType,
+    Portrait,
+    utcnow,
+)
+from arv.jobs import store
 from arv.services.notify import messages
-from arv.tasks.app import NOTIFICATIONS
+from arv.services.notify.delivery import DELIVER
 
 log = structlog.get_logger(__name__)
-
-DELIVER_TASK = "deliver_notification"
-
-
-class NotificationType:
-    EXPIRY_WARNING = "expiry_warning"
-    EXPIRED = "expired"
-    MARKER_FAILED = "marker_failed"
-
-
-class Channel:
-    EMAIL = "email"
-    TELEGRAM = "telegram"
-
-
-class DeliveryStatus:
-    """`pending` -> `sending` (claimed by one attempt) -> `sent`, or -> `failed` with `last_error`."""
-
-    PENDING = "pending"
-    SENDING = "sending"
-    SENT = "sent"
-    FAILED = "failed"
 
 
 # Notifications fanned out per statement: bounds the IN lists and the size of one publish burst.
 FAN_OUT_BATCH = 1000
-
-
-def _insert(session: Session, table: Any) -> Any:
-    dialect = session.get_bind().dialect.name
-    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
 
 
 def create_notification(
@@ -85,7 +68,7 @@ def create_notification(
     words = messages.render_notification(session, draft, company, get_settings())
     now = utcnow()
     inserted = session.execute(
-        _insert(session, Notification)
+        upsert(session, Notification)
         .values(
             company_id=company_id,
             notification_type=notification_type,
@@ -147,7 +130,7 @@ def _fan_out(session: Session, notification_ids: list[int]) -> int:
             )
         )
         statement = (
-            _insert(session, NotificationDelivery)
+            upsert(session, NotificationDelivery)
             .from_select(columns, rows)
             .on_conflict_do_nothing(index_elements=["notification_id", "channel"])
             .returning(NotificationDelivery.id, NotificationDelivery.notification_id)
@@ -173,11 +156,10 @@ def _fan_out(session: Session, notification_ids: list[int]) -> int:
 
 def enqueue_deliveries(session: Session, deliveries: list[tuple[int, int]]) -> list[str]:
     """One delivery job per (delivery id, company id), published after the caller commits."""
-    return jobs.enqueue_many(
+    return store.enqueue_many(
         session,
-        task_name=DELIVER_TASK,
-        queue=NOTIFICATIONS,
-        jobs=[({"delivery_id": delivery_id}, company_id) for delivery_id, company_id in deliveries],
+        DELIVER,
+        [({"delivery_id": delivery_id}, company_id) for delivery_id, company_id in deliveries],
     )
 
 
