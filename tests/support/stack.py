@@ -104,6 +104,12 @@ class Part:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
+    def log_tail(self, lines: int = 30) -> str:
+        """The end of the log without the one-character lines Celery's redirected stderr makes of a
+        traceback."""
+        kept = [line for line in self.log().splitlines() if line.split("celery.redirected:")[-1].strip(" ^:")]
+        return "\n".join(kept[-lines:])
+
     def wait_ready(self, timeout: float = START_TIMEOUT_S) -> None:
         """Until the part's log shows `ready_line` since its last start (or it has lived a second)."""
         assert self.proc is not None
@@ -111,7 +117,7 @@ class Part:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"{self.name} exited with {self.proc.returncode}:\n{self.log()[-3000:]}")
+                raise RuntimeError(f"{self.name} exited with {self.proc.returncode}:\n{self.log_tail()}")
             if self.ready_line is None:
                 time.sleep(1.0)
                 if self.proc.poll() is None:
@@ -119,7 +125,7 @@ class Part:
             elif self.ready_line in self.log()[start_mark:]:
                 return
             time.sleep(0.1)
-        raise TimeoutError(f"{self.name} not ready after {timeout} s:\n{self.log()[-3000:]}")
+        raise TimeoutError(f"{self.name} not ready after {timeout} s:\n{self.log_tail()}")
 
     def signal_group(self, signum: int) -> None:
         """Send `signum` to the part's whole process group (the worker and its pool children)."""
