@@ -728,6 +728,7 @@ def run_fault(
         injection = fault.inject(stack, load)
     finally:
         load.stop()
+    watcher.watch_victims(injection.victims)
     deadline = injection.reference + fault.bound_s + SETTLE_SLACK_S
     while time.monotonic() < deadline:
         with suppress(Exception):

@@ -277,7 +277,7 @@ def test_a_row_committed_after_the_listing_keeps_its_object(arv_env: object, tmp
 
 
 def test_the_task_deletes_orphans_logs_and_counts_them(
-    arv_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    arv_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
 ) -> None:
     from tests.conftest import apply_env
 
@@ -294,9 +294,9 @@ def test_the_task_deletes_orphans_logs_and_counts_them(
         os.utime(path, (two_hours_ago, two_hours_ago))
     deleted_before = REGISTRY.get_sample_value("arv_orphaned_objects_deleted_total") or 0.0
 
-    capsys.readouterr()
+    capfd.readouterr()
     result = get_celery_app().tasks["collect_orphaned_objects"].apply().get()
-    logs = [json.loads(line) for line in capsys.readouterr().err.splitlines() if line.startswith("{")]
+    logs = [json.loads(line) for line in capfd.readouterr().err.splitlines() if line.startswith("{")]
 
     assert result == counts(listed=4, referenced=1, young=1, deleted=2)
     assert {o.key for o in storage.list_objects()} == {"images/kept.png", "qr/young.svg"}

@@ -28,18 +28,11 @@ def configure_logging(settings: Settings) -> None:
         wrapper_class=structlog.make_filtering_bound_logger(
             level if isinstance(level, int) else logging.INFO
         ),
-        logger_factory=structlog.PrintLoggerFactory(file=_CurrentStderr()),  # type: ignore[arg-type]
+        # The process's real standard error, not `sys.stderr` as it is now: a worker redirects that
+        # into logging (each line would be wrapped again), and a test's capture of it is closed
+        # while cached loggers still hold it.
+        logger_factory=structlog.PrintLoggerFactory(file=sys.__stderr__),
         cache_logger_on_first_use=True,
     )
     logging.basicConfig(level=level, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
 
-
-class _CurrentStderr:
-    """`sys.stderr` as it is at each write, not when the logger was made: cached loggers outlive a
-    redirected stream (a test's captured output, a daemon's reopened log)."""
-
-    def write(self, text: str) -> int:
-        return sys.stderr.write(text)
-
-    def flush(self) -> None:
-        sys.stderr.flush()
