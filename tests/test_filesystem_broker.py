@@ -21,18 +21,14 @@ PER_WRITER = 150
 
 
 def folders(root: Path) -> dict[str, str]:
-    """The transport options ARV uses, under `root`: one queue folder that every process sends to and
-    reads from."""
-    for sub in ("queue", "control", "processed"):
-        (root / sub).mkdir(parents=True, exist_ok=True)
-    return {
-        "data_folder_in": str(root / "queue"),
-        "data_folder_out": str(root / "queue"),
-        "control_folder": str(root / "control"),
-        "processed_folder": str(root / "processed"),
-        "store_processed": False,
-        "polling_interval": 0.001,
-    }
+    """The transport options ARV uses, under `root` (a data folder's `broker`): one queue folder that
+    every process sends to and reads from."""
+    from arv.config import Settings
+    from arv.tasks.app import broker_options
+
+    assert root.name == "broker"
+    settings = Settings(data_dir=root.parent, filesystem_poll_interval_s=0.001)
+    return broker_options(settings)  # type: ignore[return-value]
 
 
 def body(writer: int, n: int) -> dict[str, Any]:

@@ -94,9 +94,8 @@ def test_an_image_that_cannot_be_a_marker_fails_at_once_with_the_reason(
     assert task["state"] == "FAILURE" and task["attempts"] == 1
 
 
-def test_recompile_keeps_serving_the_old_marker_until_the_new_one_is_ready(
-    arv_env: dict[str, str], api: TestClient, tenant: Tenant
-) -> None:
+def compiled_content(api: TestClient, tenant: Tenant) -> dict:  # type: ignore[type-arg]
+    """AR content made through the API, its first marker compiled in this process."""
     project = api.post("/api/projects", json={"name": "P"}, headers=tenant.headers).json()
     created = api.post(
         "/api/ar-content",
@@ -105,6 +104,13 @@ def test_recompile_keeps_serving_the_old_marker_until_the_new_one_is_ready(
         headers=tenant.headers,
     ).json()
     run_job_here(created["task_id"])
+    return created  # type: ignore[no-any-return]
+
+
+def test_recompile_keeps_serving_the_old_marker_until_the_new_one_is_ready(
+    arv_env: dict[str, str], api: TestClient, tenant: Tenant
+) -> None:
+    created = compiled_content(api, tenant)
     first = api.get(f"/api/ar-content/{created['id']}", headers=tenant.headers).json()
     assert first["marker_status"] == "ready"
 
@@ -136,14 +142,7 @@ def test_a_compile_superseded_while_it_ran_keeps_the_served_marker_and_deletes_i
 ) -> None:
     from arv.storage import get_storage
 
-    project = api.post("/api/projects", json={"name": "P"}, headers=tenant.headers).json()
-    created = api.post(
-        "/api/ar-content",
-        data={"project_id": str(project["id"]), "title": "T"},
-        files={"image": ("p.jpg", target_photo(), "image/jpeg")},
-        headers=tenant.headers,
-    ).json()
-    run_job_here(created["task_id"])
+    created = compiled_content(api, tenant)
     served = api.get(f"/api/ar-content/{created['id']}", headers=tenant.headers).json()
     first = api.post(f"/api/ar-content/{created['id']}/generate-marker", headers=tenant.headers).json()
 
