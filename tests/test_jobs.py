@@ -291,3 +291,21 @@ def test_retry_delays_grow_exponentially_with_jitter_up_to_the_cap(base_s: float
         delays = {retry_delay(attempts, policy) for _ in range(20)}
         assert all(ceiling / 2 <= d <= ceiling for d in delays)
         assert len(delays) > 1  # jittered
+
+
+def test_a_wakeup_that_comes_before_the_job_is_due_is_sent_again_for_when_it_is(
+    arv_env: dict[str, str],
+) -> None:
+    job_id = _enqueue()
+    with session_scope() as session:
+        session.execute(
+            update(Job)
+            .where(Job.id == job_id)
+            .values(available_at=read_db_now(session) + timedelta(seconds=5))
+        )
+    early = run_job(NOOP, job_id)
+    assert isinstance(early, RunAgain) and 4 < early.delay_s < 6
+    assert _job(job_id).attempts == 0
+    _age(job_id, 5, "available_at")
+    assert run_job(NOOP, job_id) == {"done": 1}
+    assert run_job(NOOP, job_id) == {"skipped": True}

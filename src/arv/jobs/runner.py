@@ -82,9 +82,12 @@ def run_job(
             log.warning("job.claim_failed", job_id=job_id, task=kind.name, error=str(exc), retry_in_s=delay)
             return RunAgain(delay, f"could not claim: {type(exc).__name__}")
         if job is None:
-            log.info(
-                "job.skipped", job_id=job_id, task=kind.name, reason="done, running elsewhere, or not due"
-            )
+            # A wake-up that came early (a countdown measured on a clock ahead of the database's) is
+            # sent again for when the job is due; any other has nothing left to do.
+            not_due_for = store.seconds_until_due(connection, job_id)
+            if not_due_for is not None:
+                return RunAgain(not_due_for + 0.05, "woken up before it was due")
+            log.info("job.skipped", job_id=job_id, task=kind.name, reason="done or running elsewhere")
             return {"skipped": True}
         with HEARTBEAT.hold(job, limits, interrupt_with=time_limit_error):
             try:

@@ -119,6 +119,18 @@ def claim(connection: Connection, job_id: str, *, lease_s: float) -> Job | None:
     return Job(**row._mapping) if row is not None else None
 
 
+def seconds_until_due(connection: Connection, job_id: str) -> float | None:
+    """How long until a queued job is due, by the database's clock; None if it is not queued and
+    waiting (done, running, due already, or deleted)."""
+    with connection.begin():
+        row = connection.execute(
+            select(_jobs.c.available_at, db_now()).where(
+                _jobs.c.id == job_id, _jobs.c.status == JobStatus.QUEUED, _jobs.c.available_at > db_now()
+            )
+        ).one_or_none()
+    return (row[0] - row[1]).total_seconds() if row is not None else None
+
+
 _RENEW = (
     update(_jobs)
     .where(
