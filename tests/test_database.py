@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import OperationalError
 
@@ -53,3 +54,18 @@ def test_a_connection_in_steady_use_is_not_pinged_and_a_lost_one_is_replaced_aft
     with pytest.raises(OperationalError):
         _backend_pid(engine)
     assert _backend_pid(engine) != pid
+
+
+@pytest.mark.parametrize("db_backend", ["postgresql"])
+def test_an_api_request_on_a_dropped_connection_answers_503_and_the_next_one_succeeds(
+    db_backend: str, api: TestClient, admin_headers: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from arv.db.session import get_engine
+
+    monkeypatch.setattr(db_session, "PING_AFTER_IDLE_S", 3600.0)  # the lost connection is used unpinged
+    _drop_pooled_connection(get_engine())
+    refused = api.post("/api/companies", json={"name": "Studio"}, headers=admin_headers)
+    assert refused.status_code == 503, refused.text
+    assert "nothing was saved" in refused.json()["detail"]
+    again = api.post("/api/companies", json={"name": "Studio"}, headers=admin_headers)
+    assert again.status_code == 201, again.text

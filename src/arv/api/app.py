@@ -5,9 +5,11 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable
 
+import structlog
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError
 
 from arv import __version__
 from arv.api.routes import (
@@ -32,6 +34,8 @@ from arv.logging import configure_logging
 from arv.metrics import HTTP_REQUESTS, HTTP_SECONDS
 from arv.storage import StorageError
 from arv.tasks.app import get_celery_app
+
+log = structlog.get_logger(__name__)
 
 ROUTERS = [
     companies.router,
@@ -84,6 +88,17 @@ def create_app() -> FastAPI:
         )
         return JSONResponse(
             {"detail": problems or "invalid request", "errors": exc.errors()}, status_code=422
+        )
+
+    @app.exception_handler(DBAPIError)
+    async def _database_error(_: Request, exc: DBAPIError) -> JSONResponse:
+        # A dropped connection or a server restart: nothing was committed, and the pool has replaced
+        # the connection by now, so the same request can simply be sent again.
+        log.warning("api.database_error", error=f"{type(exc.orig).__name__}: {exc.orig}"[:300])
+        return JSONResponse(
+            {"detail": "the database is unavailable right now; nothing was saved, try again in a moment"},
+            status_code=503,
+            headers={"Retry-After": "2"},
         )
 
     @app.exception_handler(StorageError)
