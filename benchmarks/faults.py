@@ -83,6 +83,8 @@ class Load:
         )
         self.refused = 0
         self.accepted = 0
+        # Told the jobs a fault catches running, the moment it knows them (the watcher's restart clock).
+        self.on_victims: Callable[[dict[str, int]], None] = lambda _victims: None
         self.refusals: Counter[str] = Counter()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -282,6 +284,8 @@ class Injection:
     reference: float
     victims: dict[str, int] = field(default_factory=dict)
     note: str = ""
+    # When the victims' worker was lost, if not at `reference` (a cut measured from its end).
+    lost_at: float | None = None
     # Run after the settle wait and the checks: put back what the fault left changed (Beat, a clock).
     undo: Callable[[], object] | None = None
 
@@ -323,6 +327,7 @@ def catch_compiling(
         part.signal_group(signal.SIGSTOP)
         victims = running_marker_jobs(stack)
         if victims:
+            load.on_victims(victims)
             struck = time.monotonic()
             part.signal_group(signum)
             part.signal_group(signal.SIGCONT)
@@ -442,16 +447,20 @@ def network_partition(cut_s: float) -> Callable[[ProductionStack, Load], Injecti
                     if _wait_for(lambda: running_marker_jobs(stack), timeout=30):
                         break
                 victims = running_marker_jobs(stack)
+                load.on_victims(victims)
                 network.cut()
                 cut = time.monotonic()
                 stack.restart("markers")
                 time.sleep(cut_s)
                 network.restore()
+                restored = time.monotonic()
                 # Back on the network, the isolated worker must not apply what another finished.
                 time.sleep(10)
             finally:
                 isolated.stop()
-        return Injection(cut, victims, note=f"cut {cut_s:g} s")
+        # Its jobs are measured from the cut (they must come back while it lasts), the rest of the
+        # load from the network's return.
+        return Injection(restored, victims, note=f"cut {cut_s:g} s", lost_at=cut)
 
     return inject
 
@@ -688,7 +697,8 @@ def check(
     ]
     if injection.victims:
         restarts = [watcher.restarted.get(job_id) for job_id in injection.victims]
-        known = [at - injection.reference for at in restarts if at is not None]
+        lost_at = injection.lost_at if injection.lost_at is not None else injection.reference
+        known = [at - lost_at for at in restarts if at is not None]
         report.restart_s = max(known) if len(known) == len(restarts) else float("inf")
     if injection.note:
         report.notes.append(injection.note)
@@ -721,6 +731,7 @@ def run_fault(
     log(f"-- {fault.name}: {fault.description}")
     load = Load(stack, fault.name)
     watcher = Watcher(stack, load.company_id)
+    load.on_victims = watcher.watch_victims
     watcher.start()
     load.start()
     time.sleep(WARMUP_S)
@@ -728,7 +739,6 @@ def run_fault(
         injection = fault.inject(stack, load)
     finally:
         load.stop()
-    watcher.watch_victims(injection.victims)
     deadline = injection.reference + fault.bound_s + SETTLE_SLACK_S
     while time.monotonic() < deadline:
         with suppress(Exception):

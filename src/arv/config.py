@@ -65,6 +65,10 @@ class Settings(BaseSettings):
     job_retry_window_s: float = 600.0
     job_retry_base_s: float = 1.0
     job_retry_max_s: float = 30.0
+    # PostgreSQL ends a session idle inside a transaction for this long (its client vanished mid-way),
+    # releasing the row locks it held; longer than any transaction ARV leaves open on purpose (an
+    # upload's transaction spans its writes to storage).
+    db_idle_in_transaction_timeout_s: float = 30.0
     # Every worker offers to sweep this often; one of them does.
     sweep_interval_s: float = 5.0
 

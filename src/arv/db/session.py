@@ -18,7 +18,15 @@ from arv.config import get_settings
 def make_engine(url: str) -> Engine:
     """An engine for `url`; SQLite gets WAL and a busy timeout so workers and the API can share it."""
     if not url.startswith("sqlite"):
-        engine = create_engine(url, pool_size=10, max_overflow=20)
+        # A session left inside a transaction by a client that vanished (a worker cut off between a
+        # statement and its COMMIT) holds its row locks until the server ends it: this bounds that.
+        idle_ms = int(get_settings().db_idle_in_transaction_timeout_s * 1000)
+        engine = create_engine(
+            url,
+            pool_size=10,
+            max_overflow=20,
+            connect_args={"options": f"-c idle_in_transaction_session_timeout={idle_ms}"},
+        )
         _ping_when_idle(engine)
         return engine
     engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})

@@ -202,7 +202,11 @@ def _try_later(
 
 
 def _fail(session: Session, kind: JobKind, job: Job, reason: str) -> dict[str, Any]:
-    if store.fail(session, job, reason) and kind.on_failure is not None:
+    if not store.fail(session, job, reason):
+        session.rollback()
+        log.warning("job.lease_lost", job_id=job.id, task=kind.name, attempt=job.attempts, would_fail=reason)
+        return {"skipped": True, "reason": "another attempt took the job over"}
+    if kind.on_failure is not None:
         kind.on_failure(session, job, reason)
     session.commit()
     log.warning("job.failed", job_id=job.id, task=kind.name, reason=reason)

@@ -146,10 +146,20 @@ def renew_leases(connection: Connection, held: Sequence[tuple[str, int]], *, lea
     """Push the leases of these running attempts (job id, attempt) `lease_s` seconds past now."""
     if not held:
         return 0
-    with connection.begin():
-        result = connection.execute(
-            _RENEW, [{"job_id": job_id, "attempt": attempt, "lease_s": lease_s} for job_id, attempt in held]
-        )
+    params = [{"job_id": job_id, "attempt": attempt, "lease_s": lease_s} for job_id, attempt in held]
+    if connection.dialect.name == "postgresql":
+        # Each renewal commits by itself, with no transaction around it: a network cut between an
+        # UPDATE and its COMMIT would leave the server holding the job's row lock, and the sweep that
+        # should take the job back would wait on it.
+        connection.execution_options(isolation_level="AUTOCOMMIT")
+        try:
+            result = connection.execute(_RENEW, params)
+            connection.commit()
+        finally:
+            connection.execution_options(isolation_level=connection.default_isolation_level)
+    else:
+        with connection.begin():
+            result = connection.execute(_RENEW, params)
     return result.rowcount  # type: ignore[attr-defined,no-any-return]
 
 

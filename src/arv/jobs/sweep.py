@@ -89,17 +89,29 @@ def sweep(
         if kind is not None and kind.on_failure is not None:
             job = Job(id=row.id, kind=row.kind, args=row.args, company_id=row.company_id)
             kind.on_failure(session, job, reason)
-    requeued = session.execute(
-        update(_jobs)
-        .where(lapsed, _jobs.c.lost_leases + 1 < max_lost_leases)
-        .values(
-            status=JobStatus.QUEUED,
-            available_at=db_now(),
-            last_published_at=None,
-            lease_expires_at=None,
-            lost_leases=_jobs.c.lost_leases + 1,
+    # Rows another transaction holds are left for the next sweep: one stuck lock (a worker cut off
+    # mid-transaction, until the server ends its session) must not stop the whole sweep.
+    lapsed_ids = list(
+        session.scalars(
+            select(_jobs.c.id)
+            .where(lapsed, _jobs.c.lost_leases + 1 < max_lost_leases)
+            .limit(batch)
+            .with_for_update(skip_locked=True)
         )
-    ).rowcount  # type: ignore[attr-defined]
+    )
+    requeued = 0
+    if lapsed_ids:
+        requeued = session.execute(
+            update(_jobs)
+            .where(_jobs.c.id.in_(lapsed_ids), lapsed)
+            .values(
+                status=JobStatus.QUEUED,
+                available_at=db_now(),
+                last_published_at=None,
+                lease_expires_at=None,
+                lost_leases=_jobs.c.lost_leases + 1,
+            )
+        ).rowcount  # type: ignore[attr-defined]
 
     due = and_(_jobs.c.status == JobStatus.QUEUED, _jobs.c.available_at <= db_now())
     waiting_by_queue: dict[str, int] = dict(
