@@ -1,6 +1,7 @@
 """The fault suite's short form: ARV's production shape, every part its own process on a fresh data
-folder, recovers from a worker killed mid-compile, Redis restarted empty and every database
-connection terminated, losing, repeating and leaving stuck nothing (benchmarks/faults.py runs all)."""
+folder, recovers from a worker killed mid-compile or SIGTERMed as a group, Redis restarted empty and
+every database connection terminated, losing, repeating and leaving stuck nothing
+(benchmarks/faults.py runs all)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 import pytest
 from benchmarks.faults import HEADER, FaultReport, format_row, run_faults
 
-SHORT_FORM = ["kill-markers", "redis-restart", "db-terminate"]
+SHORT_FORM = ["kill-markers", "sigterm-markers", "redis-restart", "db-terminate"]
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +31,7 @@ def _assert_recovered(report: FaultReport) -> None:
 
 @pytest.mark.slow
 @pytest.mark.production_stack
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(480)  # the first test also starts the stack and runs every fault
 def test_a_worker_killed_mid_compile_has_its_job_started_again_within_30_s_and_nothing_lost(
     reports: dict[str, FaultReport],
 ) -> None:
@@ -41,7 +42,18 @@ def test_a_worker_killed_mid_compile_has_its_job_started_again_within_30_s_and_n
 
 @pytest.mark.slow
 @pytest.mark.production_stack
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(480)  # the first test also starts the stack and runs every fault
+def test_sigterm_to_a_workers_process_group_mid_compile_has_its_job_started_again_within_30_s(
+    reports: dict[str, FaultReport],
+) -> None:
+    report = reports["sigterm-markers"]
+    assert report.restart_s is not None and report.restart_s <= 30, format_row(report)
+    _assert_recovered(report)
+
+
+@pytest.mark.slow
+@pytest.mark.production_stack
+@pytest.mark.timeout(480)  # the first test also starts the stack and runs every fault
 def test_uploads_accepted_while_redis_was_down_are_ready_within_30_s_of_its_empty_return(
     reports: dict[str, FaultReport],
 ) -> None:
@@ -52,7 +64,7 @@ def test_uploads_accepted_while_redis_was_down_are_ready_within_30_s_of_its_empt
 
 @pytest.mark.slow
 @pytest.mark.production_stack
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(480)  # the first test also starts the stack and runs every fault
 def test_terminating_every_database_connection_during_settlements_loses_and_repeats_nothing(
     reports: dict[str, FaultReport],
 ) -> None:

@@ -100,8 +100,7 @@ def run_job(
                 raise
             except permanent as exc:
                 session.rollback()
-                _fail(session, kind, job, str(exc))
-                return {"failed": str(exc)}
+                return _fail(session, kind, job, str(exc))
             except TryLater as exc:
                 session.rollback()
                 return _try_later(session, kind, job, exc, policy)
