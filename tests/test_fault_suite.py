@@ -32,21 +32,11 @@ def _assert_recovered(report: FaultReport) -> None:
 @pytest.mark.slow
 @pytest.mark.production_stack
 @pytest.mark.timeout(480)  # the first test also starts the stack and runs every fault
-def test_a_worker_killed_mid_compile_has_its_job_started_again_within_30_s_and_nothing_lost(
-    reports: dict[str, FaultReport],
+@pytest.mark.parametrize("fault", ["kill-markers", "sigterm-markers"])
+def test_a_worker_killed_or_sigtermed_mid_compile_has_its_job_started_again_within_30_s(
+    reports: dict[str, FaultReport], fault: str
 ) -> None:
-    report = reports["kill-markers"]
-    assert report.restart_s is not None and report.restart_s <= 30, format_row(report)
-    _assert_recovered(report)
-
-
-@pytest.mark.slow
-@pytest.mark.production_stack
-@pytest.mark.timeout(480)  # the first test also starts the stack and runs every fault
-def test_sigterm_to_a_workers_process_group_mid_compile_has_its_job_started_again_within_30_s(
-    reports: dict[str, FaultReport],
-) -> None:
-    report = reports["sigterm-markers"]
+    report = reports[fault]
     assert report.restart_s is not None and report.restart_s <= 30, format_row(report)
     _assert_recovered(report)
 
