@@ -16,7 +16,8 @@ which job is due and which lease has lapsed.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Connection, Table, and_, bindparam, case, func, insert, or_, select, update
@@ -69,6 +70,28 @@ def enqueue_many(
 
 # ---- claim and renew ----------------------------------------------------------------------------
 
+
+@contextmanager
+def _committed_alone(connection: Connection) -> Iterator[None]:
+    """Run the block's statements each committing on its own, with no transaction around them.
+
+    On PostgreSQL that is autocommit: no BEGIN and COMMIT round trips, and no open transaction that a
+    network cut between a statement and its COMMIT would leave holding the job's row lock (the sweep
+    that should take the job back would wait on it). SQLite is in-process: a transaction costs no round
+    trip, and it keeps its BEGIN IMMEDIATE. `connection` must not be in a transaction.
+    """
+    if connection.dialect.name != "postgresql":
+        with connection.begin():
+            yield
+        return
+    connection.execution_options(isolation_level="AUTOCOMMIT")
+    try:
+        yield
+        connection.commit()  # ends SQLAlchemy's own record of the transaction; the server has none
+    finally:
+        connection.execution_options(isolation_level=connection.default_isolation_level)
+
+
 _CLAIM = (
     update(_jobs)
     .where(
@@ -102,20 +125,11 @@ def claim(connection: Connection, job_id: str, *, lease_s: float) -> Job | None:
     The claim commits at once, before the job's work starts; `connection` must not be in a
     transaction. Returns a detached copy of the row, whose `attempts` is this attempt's token.
     """
-    params = {"job_id": job_id, "lease_s": lease_s}
-    if connection.dialect.name == "postgresql":
-        # One statement, atomic by itself: in autocommit it commits on its own, sparing the BEGIN and
-        # COMMIT round trips of a transaction around it.
-        connection.execution_options(isolation_level="AUTOCOMMIT")
-        try:
-            row = connection.execute(_CLAIM_WITHOUT_FLUSH, params).one_or_none()
-            connection.commit()  # ends SQLAlchemy's own record of the transaction; the server has none
-        finally:
-            connection.execution_options(isolation_level=connection.default_isolation_level)
-    else:
-        # SQLite is in-process: a transaction costs no round trip, and it keeps its BEGIN IMMEDIATE.
-        with connection.begin():
-            row = connection.execute(_CLAIM, params).one_or_none()
+    postgresql = connection.dialect.name == "postgresql"
+    with _committed_alone(connection):
+        row = connection.execute(
+            _CLAIM_WITHOUT_FLUSH if postgresql else _CLAIM, {"job_id": job_id, "lease_s": lease_s}
+        ).one_or_none()
     return Job(**row._mapping) if row is not None else None
 
 
@@ -147,19 +161,8 @@ def renew_leases(connection: Connection, held: Sequence[tuple[str, int]], *, lea
     if not held:
         return 0
     params = [{"job_id": job_id, "attempt": attempt, "lease_s": lease_s} for job_id, attempt in held]
-    if connection.dialect.name == "postgresql":
-        # Each renewal commits by itself, with no transaction around it: a network cut between an
-        # UPDATE and its COMMIT would leave the server holding the job's row lock, and the sweep that
-        # should take the job back would wait on it.
-        connection.execution_options(isolation_level="AUTOCOMMIT")
-        try:
-            result = connection.execute(_RENEW, params)
-            connection.commit()
-        finally:
-            connection.execution_options(isolation_level=connection.default_isolation_level)
-    else:
-        with connection.begin():
-            result = connection.execute(_RENEW, params)
+    with _committed_alone(connection):
+        result = connection.execute(_RENEW, params)
     return result.rowcount  # type: ignore[attr-defined,no-any-return]
 
 

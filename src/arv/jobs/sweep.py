@@ -11,7 +11,7 @@ recovery does not hang on Beat or on any one process.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import structlog
 from sqlalchemy import Table, and_, func, or_, select, update
@@ -161,7 +161,7 @@ def run_sweep(settings: Settings, queue_lengths: Callable[[], Mapping[str, int |
             queue_lengths=lengths,
         )
         session.commit()
-    result = SweepResult(result.leases_requeued, result.leases_failed, result.republished, publish(wakeups))
+    result = replace(result, published=publish(wakeups))
     if any(result.to_dict().values()):
         log.info("sweep.done", **result.to_dict())
     return result

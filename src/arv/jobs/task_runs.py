@@ -56,15 +56,15 @@ def run_recorded(name: str, work: Callable[[], T], *, min_interval_s: float = 0.
     with engine.connect() as connection:
         if not take_turn(connection, name, min_interval_s=min_interval_s):
             return None
+    error: str | None = None
     try:
-        result = work()
+        return work()
     except Exception as exc:
-        with engine.connect() as connection:
-            finish(connection, name, error=f"{type(exc).__name__}: {exc}"[:500])
+        error = f"{type(exc).__name__}: {exc}"[:500]
         raise
-    with engine.connect() as connection:
-        finish(connection, name)
-    return result
+    finally:
+        with engine.connect() as connection:
+            finish(connection, name, error=error)
 
 
 def ages(connection: Connection) -> tuple[datetime, dict[str, TaskRun]]:
