@@ -84,6 +84,24 @@ class Company(Base):
     telegram_chat_id: Mapped[str | None] = mapped_column(String(64))
     language: Mapped[str] = mapped_column(String(8), default="en")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Per-company overrides of the quota settings (ARV_QUOTA_*); null means the setting applies.
+    quota_uploads_per_day: Mapped[int | None] = mapped_column(Integer)
+    quota_compiles_in_flight: Mapped[int | None] = mapped_column(Integer)
+    quota_transcodes_in_flight: Mapped[int | None] = mapped_column(Integer)
+    quota_stored_bytes: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class UploadCount(Base):
+    """Uploads a company made per UTC day, counted as they are accepted: deleting does not give the
+    day's quota back."""
+
+    __tablename__ = "upload_counts"
+    __table_args__ = (UniqueConstraint("company_id", "day"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    company_id: Mapped[int] = mapped_column(ForeignKey("companies.id", ondelete="CASCADE"))
+    day: Mapped[date] = mapped_column(Date)
+    count: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class ApiKey(Base):
@@ -98,6 +116,9 @@ class ApiKey(Base):
     is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     revoked_at: Mapped[datetime | None]
+    # A person's words for the key ("print shop laptop"); never the key itself.
+    label: Mapped[str | None] = mapped_column(String(100))
+    last_used_at: Mapped[datetime | None]
 
 
 class Project(Base):
@@ -121,6 +142,8 @@ class MarkerFields:
     image_content_type: Mapped[str] = mapped_column(String(64))
     image_width: Mapped[int] = mapped_column(Integer)
     image_height: Mapped[int] = mapped_column(Integer)
+    # Bytes of the uploaded image, counted against the company's stored-bytes quota.
+    image_size_bytes: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     marker_status: Mapped[str] = mapped_column(String(16), default=MarkerStatus.PENDING)
     marker_key: Mapped[str | None] = mapped_column(String(255))
     marker_error: Mapped[str | None] = mapped_column(Text)
@@ -174,6 +197,16 @@ class Video(Base):
     poster_key: Mapped[str | None] = mapped_column(String(255))
     poster_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class DeletedContent(Base):
+    """The public id of AR content that was deleted, and when: its page answers 410, not 404.
+    Nothing else of the content is kept."""
+
+    __tablename__ = "deleted_contents"
+
+    unique_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    deleted_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class VideoRotationSchedule(Base):
