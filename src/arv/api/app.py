@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import structlog
 from fastapi import FastAPI, Request, Response
@@ -28,6 +29,7 @@ from arv.api.routes import (
     tasks,
     viewer,
 )
+from arv.api.schemas import ERROR_RESPONSES
 from arv.api.uploads import ENVELOPE_BYTES, BodySizeLimit
 from arv.config import get_settings
 from arv.logging import configure_logging
@@ -66,6 +68,27 @@ async def count_requests(request: Request, call_next: Callable[[Request], Awaita
     return response
 
 
+def validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
+    """Each problem of a refused request as plain JSON values, whatever pydantic put in it (its
+    `ctx` can hold the exception a validator raised; the input is not echoed back)."""
+    found = []
+    for err in exc.errors():
+        loc = [p if isinstance(p, int) else str(p) for p in err.get("loc", ())]
+        msg = str(err.get("msg", "invalid"))
+        # A validator's own sentence ("must be one line ...") reads after the field's name.
+        ours = msg.startswith("Value error, ")
+        found.append(
+            {
+                "loc": loc,
+                "field": ".".join(str(p) for p in loc if p not in ("body", "query", "path", "header")),
+                "msg": msg.removeprefix("Value error, "),
+                "type": str(err.get("type", "invalid")),
+                "ours": ours,
+            }
+        )
+    return found
+
+
 def create_app() -> FastAPI:
     settings = get_settings()
     configure_logging(settings)
@@ -73,6 +96,7 @@ def create_app() -> FastAPI:
         title="ARV",
         version=__version__,
         description="Printed photos that play video in AR: uploads, markers, viewer.",
+        responses=ERROR_RESPONSES,
     )
     for router in ROUTERS:
         app.include_router(router)
@@ -83,12 +107,13 @@ def create_app() -> FastAPI:
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = validation_errors(exc)
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'] if p != 'body')}: {err['msg']}" for err in exc.errors()
+            f"{err['field']}{' ' if err['ours'] else ': '}{err['msg']}" if err["field"] else err["msg"]
+            for err in errors
         )
-        return JSONResponse(
-            {"detail": problems or "invalid request", "errors": exc.errors()}, status_code=422
-        )
+        listed = [{"loc": err["loc"], "msg": err["msg"], "type": err["type"]} for err in errors]
+        return JSONResponse({"detail": problems or "invalid request", "errors": listed}, status_code=422)
 
     @app.exception_handler(DBAPIError)
     async def _database_error(_: Request, exc: DBAPIError) -> JSONResponse:

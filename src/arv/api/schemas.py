@@ -5,13 +5,44 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+
+# The bounded kinds of input, re-exported for the routes: see arv.api.fields.
+from arv.api.fields import (
+    CronText,
+    Email,
+    Id,
+    IdPath,
+    IdQuery,
+    Instant,
+    PageLimit,
+    PageOffset,
+    TaskIdPath,
+    Text16,
+    Text64,
+    Text200,
+)
+
+__all__ = [
+    "CronText",
+    "Email",
+    "Id",
+    "IdPath",
+    "IdQuery",
+    "Instant",
+    "PageLimit",
+    "PageOffset",
+    "TaskIdPath",
+    "Text16",
+    "Text64",
+    "Text200",
+]
 
 
 class CompanyCreate(BaseModel):
-    name: str = Field(min_length=1, max_length=200)
-    contact_email: EmailStr | None = None
-    telegram_chat_id: str | None = Field(default=None, max_length=64)
+    name: Text200
+    contact_email: Email | None = None
+    telegram_chat_id: Text64 | None = None
     language: str = Field(default="en", pattern="^(en|ru)$")
 
 
@@ -26,28 +57,26 @@ class CompanyOut(BaseModel):
 
 
 class ProjectCreate(BaseModel):
-    company_id: int | None = None
-    name: str = Field(min_length=1, max_length=200)
-    expires_at: datetime | None = None
+    company_id: Id | None = None
+    name: Text200
+    expires_at: Instant | None = None
     notify_before_expiry_days: int | None = Field(default=None, ge=0, le=365)
-
-    @field_validator("expires_at")
-    @classmethod
-    def _aware(cls, value: datetime | None) -> datetime | None:
-        if value is not None and value.tzinfo is None:
-            raise ValueError("expires_at needs a time zone, e.g. 2027-01-31T00:00:00Z")
-        return value
 
 
 class ProjectUpdate(BaseModel):
-    name: str | None = Field(default=None, min_length=1, max_length=200)
-    expires_at: datetime | None = None
+    """Only the fields sent change. `expires_at: null` removes the expiry; `name` and
+    `notify_before_expiry_days` cannot be null (leave them out to keep them)."""
+
+    name: Text200 | None = None
+    expires_at: Instant | None = None
     notify_before_expiry_days: int | None = Field(default=None, ge=0, le=365)
 
-    @field_validator("expires_at")
+    @field_validator("name", "notify_before_expiry_days", mode="before")
     @classmethod
-    def _aware(cls, value: datetime | None) -> datetime | None:
-        return ProjectCreate._aware(value)
+    def _not_null(cls, value: object, info: ValidationInfo) -> object:
+        if value is None:
+            raise ValueError(f"cannot be null; leave {info.field_name} out to keep it as it is")
+        return value
 
 
 class ProjectOut(BaseModel):
@@ -133,3 +162,44 @@ class NotificationOut(BaseModel):
     message: str
     deliveries: list[NotificationDeliveryOut]
     created_at: datetime
+
+
+class ErrorOut(BaseModel):
+    """Every refusal: a sentence a person can act on (some answers add fields, e.g. the viewer's `state`)."""
+
+    model_config = ConfigDict(extra="allow")
+    detail: str
+
+
+class FieldError(BaseModel):
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class ValidationErrorOut(BaseModel):
+    """A request the API could not take: `detail` says what to change, `errors` lists each field."""
+
+    model_config = ConfigDict(extra="allow")
+    detail: str
+    errors: list[FieldError] = []
+
+
+# The refusals any operation may answer, documented on every one of them (FastAPI's own 422 schema,
+# a list under `detail`, is not what this API sends).
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    code: {"model": ValidationErrorOut if code == 422 else ErrorOut, "description": words}
+    for code, words in (
+        (400, "Bad request"),
+        (401, "No API key, or not a valid one"),
+        (403, "This key may not do this"),
+        (404, "Not found, or not this key's to see"),
+        (409, "Conflicts with the current state"),
+        (410, "Gone"),
+        (413, "Too large"),
+        (415, "Not a kind of file this takes"),
+        (422, "Not a valid request: detail says what to change"),
+        (429, "Too many: wait as Retry-After says"),
+        (503, "A backend is unavailable right now; try again"),
+    )
+}

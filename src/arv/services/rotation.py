@@ -22,11 +22,14 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import structlog
 from croniter import CroniterBadCronError, CroniterBadDateError, croniter
-from sqlalchemy import CursorResult, Integer, bindparam, select, text
+from sqlalchemy import CursorResult, Integer, bindparam, select, text, update
 from sqlalchemy.orm import Session
 
 from arv.db.models import UTCDateTime, VideoRotationSchedule, utcnow
+
+log = structlog.get_logger(__name__)
 
 ROTATION_TYPES = ("daily", "weekly", "monthly", "cron", "random")
 SEQUENTIAL_TYPES = ("daily", "weekly", "monthly", "cron")
@@ -36,6 +39,11 @@ WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", 
 # change moved (by at most two hours anywhere in the tz database) is never stepped over.
 _WALL_CLOCK_MARGIN = timedelta(hours=3)
 _TIME_OF_DAY = re.compile(r"^(\d{1,2}):(\d{2})(?::(\d{2}))?$")
+# Bounds checked before any parsing, so neither a request nor a stored row can make it slow: the
+# stored columns are as long. A zone name is words of the tz database joined by "/", never "..".
+MAX_ZONE_NAME = 64
+MAX_CRON = 120
+_ZONE_NAME = re.compile(r"^[A-Za-z0-9_+\-]+(/[A-Za-z0-9_+\-]+)*$")
 
 
 class InvalidRotationRule(ValueError):
@@ -131,12 +139,17 @@ class RotationRule:
 
 
 def parse_zone(name: str) -> ZoneInfo:
+    unknown = InvalidRotationRule(
+        f"timezone {name[:MAX_ZONE_NAME]!r} is not a known IANA time zone name "
+        "(e.g. 'Europe/Berlin' or 'UTC')"
+    )
+    if len(name) > MAX_ZONE_NAME or not _ZONE_NAME.match(name):
+        raise unknown
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise InvalidRotationRule(
-            f"timezone {name!r} is not a known IANA time zone name (e.g. 'Europe/Berlin' or 'UTC')"
-        ) from None
+    # A folder of the tz database ("America") is IsADirectoryError, other odd names other OSErrors.
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        raise unknown from None
 
 
 def parse_time_of_day(value: str) -> time:
@@ -149,6 +162,10 @@ def parse_time_of_day(value: str) -> time:
 
 
 def parse_cron(expression: str) -> str:
+    if len(expression) > MAX_CRON:
+        raise InvalidRotationRule(
+            f"cron_expression is {len(expression)} characters long; five cron fields fit in {MAX_CRON}"
+        )
     expression = " ".join(expression.split())
     if len(expression.split(" ")) != 5 or not croniter.is_valid(expression):
         raise InvalidRotationRule(
@@ -318,9 +335,10 @@ def rotate_scheduled_videos(
     ).all()
     if not due:
         return RotationPassResult(0, 0)
-    next_slots: dict[tuple[Any, ...], datetime] = {}
+    next_slots: dict[tuple[Any, ...], datetime | InvalidRotationRule] = {}
     schedule_rows: list[dict[str, Any]] = []
     video_by_schedule: dict[int, dict[str, int]] = {}
+    unusable: list[int] = []
     for row in due:
         key = (
             row.rotation_type,
@@ -331,18 +349,36 @@ def rotate_scheduled_videos(
             row.cron_expression,
         )
         if key not in next_slots:
-            next_slots[key] = next_rotation_at(RotationRule.of(row), now)
+            try:
+                next_slots[key] = next_rotation_at(RotationRule.of(row), now)
+            except InvalidRotationRule as exc:
+                next_slots[key] = exc
+        slot = next_slots[key]
+        if isinstance(slot, InvalidRotationRule):
+            # A rule stored before today's checks (or written around the API): stopped, not retried
+            # every pass, and it stops no other schedule.
+            log.warning("rotation.unusable_schedule", schedule_id=row.id, error=str(slot)[:200])
+            unusable.append(row.id)
+            continue
         sequence: Sequence[int] = row.video_sequence or []
         index = next_index(row.rotation_type, row.current_index, len(sequence), chooser)
         schedule_rows.append(
             {
                 "id": row.id,
                 "current_index": index,
-                "next_rotation_at": _stored_instant(dialect, next_slots[key]),
+                "next_rotation_at": _stored_instant(dialect, slot),
             }
         )
         if sequence:
             video_by_schedule[row.id] = {"content_id": row.ar_content_id, "video_id": int(sequence[index])}
+    if unusable:
+        session.execute(
+            update(VideoRotationSchedule)
+            .where(VideoRotationSchedule.id.in_(unusable))
+            .values(is_active=False, updated_at=now)
+        )
+    if not schedule_rows:
+        return RotationPassResult(0, 0)
     when = bindparam("now", now, type_=UTCDateTime())
     rotated = (
         session.execute(

@@ -20,6 +20,8 @@ DOWNLOAD_ROUTE = "/files/"
 # (renamed onto its key when complete) and the health probe.
 UPLOAD_TEMP_PREFIX = ".upload-"
 HEALTH_PROBE = ".healthcheck"
+# The longest file name the common file systems take.
+MAX_NAME_BYTES = 255
 
 
 class LocalStorage(Storage):
@@ -34,7 +36,13 @@ class LocalStorage(Storage):
         self.base_url = base_url.rstrip("/")
 
     def _path(self, key: str) -> Path:
-        path = (self.root / key).resolve()
+        # No file name holds a NUL (the OS refuses it with ValueError) or is longer than 255 bytes.
+        if "\x00" in key or any(len(part.encode()) > MAX_NAME_BYTES for part in key.split("/")):
+            raise ObjectNotFound(f"invalid key {key[:300]!r}")
+        try:
+            path = (self.root / key).resolve()
+        except (OSError, ValueError, RuntimeError) as exc:  # a name too long, a symlink loop
+            raise ObjectNotFound(f"invalid key {key!r}") from exc
         if self.root not in path.parents:
             raise ObjectNotFound(f"invalid key {key!r}")
         return path
@@ -128,6 +136,9 @@ class LocalStorage(Storage):
         return hmac.new(self.signing_key, f"{key}\n{expires}".encode(), hashlib.sha256).hexdigest()
 
     def verify(self, key: str, expires: int, signature: str) -> bool:
+        # compare_digest takes str only when it is ASCII; a signature is hex, so anything else is wrong.
+        if not signature.isascii():
+            return False
         return expires >= time.time() and hmac.compare_digest(self.signature(key, expires), signature)
 
     def download_url(self, key: str, *, expires_in: int, filename: str | None = None) -> str:

@@ -6,7 +6,7 @@ from fastapi import APIRouter, File, Form, UploadFile, status
 
 from arv.api.deps import CurrentPrincipal, SessionDep, SettingsDep, StorageDep, get_owned
 from arv.api.presenters import ar_content_out, video_out
-from arv.api.schemas import ARContentOut, TaskAccepted, VideoOut
+from arv.api.schemas import ARContentOut, Id, IdPath, TaskAccepted, Text200, VideoOut
 from arv.api.uploads import StoredUntilCommit, read_upload, refused
 from arv.db.models import ARContent, Project, Video
 from arv.services import markers, previews, qr_codes
@@ -51,8 +51,8 @@ def create_ar_content(
     principal: CurrentPrincipal,
     settings: SettingsDep,
     storage: StorageDep,
-    project_id: Annotated[int, Form()],
-    title: Annotated[str, Form(min_length=1, max_length=200)],
+    project_id: Annotated[Id, Form()],
+    title: Annotated[Text200, Form()],
     image: Annotated[UploadFile | None, File()] = None,
     video: Annotated[UploadFile | None, File()] = None,
 ) -> ARContentOut:
@@ -90,7 +90,7 @@ def create_ar_content(
 
 @router.get("/{content_id}", response_model=ARContentOut)
 def read_ar_content(
-    content_id: int,
+    content_id: IdPath,
     session: SessionDep,
     principal: CurrentPrincipal,
     settings: SettingsDep,
@@ -104,7 +104,7 @@ def read_ar_content(
 @router.post(
     "/{content_id}/generate-marker", status_code=status.HTTP_202_ACCEPTED, response_model=TaskAccepted
 )
-def regenerate_marker(content_id: int, session: SessionDep, principal: CurrentPrincipal) -> TaskAccepted:
+def regenerate_marker(content_id: IdPath, session: SessionDep, principal: CurrentPrincipal) -> TaskAccepted:
     """Compile again; the marker being served stays until the new one is ready."""
     content = get_owned(session, principal, ARContent, content_id, "AR content")
     job_id = markers.request_compile(session, content)
@@ -114,7 +114,7 @@ def regenerate_marker(content_id: int, session: SessionDep, principal: CurrentPr
 
 @router.post("/{content_id}/videos", status_code=status.HTTP_201_CREATED, response_model=VideoOut)
 def upload_video(
-    content_id: int,
+    content_id: IdPath,
     session: SessionDep,
     principal: CurrentPrincipal,
     settings: SettingsDep,
@@ -132,7 +132,7 @@ def upload_video(
 
 @router.get("/{content_id}/videos", response_model=list[VideoOut])
 def list_videos(
-    content_id: int,
+    content_id: IdPath,
     session: SessionDep,
     principal: CurrentPrincipal,
     settings: SettingsDep,

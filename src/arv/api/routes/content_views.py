@@ -6,6 +6,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel
 
 from arv.api.deps import CurrentPrincipal, SessionDep, get_owned
+from arv.api.schemas import IdPath
 from arv.db.models import ARContent
 from arv.services.public_content import views_by_day
 
@@ -24,7 +25,7 @@ class ContentViewsOut(BaseModel):
 
 
 @router.get("/{content_id}/views", response_model=ContentViewsOut)
-def content_views(content_id: int, session: SessionDep, principal: CurrentPrincipal) -> ContentViewsOut:
+def content_views(content_id: IdPath, session: SessionDep, principal: CurrentPrincipal) -> ContentViewsOut:
     """Views of the content's AR page (each load that got playable content), per UTC day, oldest first."""
     content = get_owned(session, principal, ARContent, content_id, "AR content")
     days = [DayViews(day=day, count=count) for day, count in views_by_day(session, content.id)]

@@ -6,7 +6,8 @@ from fastapi import APIRouter, HTTPException, Query, status
 from sqlalchemy import select
 
 from arv.api.deps import CurrentPrincipal, SessionDep, get_owned
-from arv.api.schemas import NotificationOut
+from arv.api.fields import MAX_ID
+from arv.api.schemas import IdPath, NotificationOut, PageOffset
 from arv.db.models import DeliveryStatus, Notification, NotificationDelivery, NotificationType
 from arv.services.notify.outbox import resend_failed
 
@@ -34,11 +35,18 @@ def list_notifications(
         ),
     ] = None,
     notification_type: Annotated[str | None, Query(pattern=f"^({'|'.join(TYPES)})$")] = None,
-    company_id: Annotated[int | None, Query(description="admin keys only: one company's")] = None,
+    company_id: Annotated[
+        int | None, Query(ge=1, le=MAX_ID, description="admin keys only: one company's")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: PageOffset = 0,
     before_id: Annotated[
-        int | None, Query(description="cursor: only notifications older than this id (stable under inserts)")
+        int | None,
+        Query(
+            ge=1,
+            le=MAX_ID,
+            description="cursor: only notifications older than this id (stable under inserts)",
+        ),
     ] = None,
 ) -> list[Notification]:
     query = select(Notification).order_by(Notification.id.desc())  # ids grow with time: newest first
@@ -63,7 +71,9 @@ def list_notifications(
 
 
 @router.get("/{notification_id}", response_model=NotificationOut)
-def read_notification(notification_id: int, session: SessionDep, principal: CurrentPrincipal) -> Notification:
+def read_notification(
+    notification_id: IdPath, session: SessionDep, principal: CurrentPrincipal
+) -> Notification:
     return get_owned(session, principal, Notification, notification_id, "notification")
 
 
@@ -71,7 +81,7 @@ def read_notification(notification_id: int, session: SessionDep, principal: Curr
     "/{notification_id}/resend", status_code=status.HTTP_202_ACCEPTED, response_model=NotificationOut
 )
 def resend_notification(
-    notification_id: int, session: SessionDep, principal: CurrentPrincipal
+    notification_id: IdPath, session: SessionDep, principal: CurrentPrincipal
 ) -> NotificationOut:
     """Queue the failed deliveries of the notification again; sent ones are never sent twice."""
     notification = get_owned(session, principal, Notification, notification_id, "notification")

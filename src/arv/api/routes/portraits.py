@@ -6,7 +6,7 @@ from fastapi import APIRouter, File, Form, UploadFile, status
 
 from arv.api.deps import CurrentPrincipal, SessionDep, SettingsDep, StorageDep, acting_company, get_owned
 from arv.api.presenters import portrait_out
-from arv.api.schemas import PortraitOut
+from arv.api.schemas import Id, IdPath, PortraitOut
 from arv.api.uploads import StoredUntilCommit, read_upload, refused
 from arv.db.models import Portrait
 from arv.services import markers, previews
@@ -22,7 +22,7 @@ def upload_portrait(
     settings: SettingsDep,
     storage: StorageDep,
     file: Annotated[UploadFile | None, File()] = None,
-    company_id: Annotated[int | None, Form()] = None,
+    company_id: Annotated[Id | None, Form()] = None,
 ) -> PortraitOut:
     """Store the photo and queue its marker; answers at once with the portrait and its `task_id`."""
     company = acting_company(session, principal, company_id)
@@ -49,7 +49,7 @@ def upload_portrait(
 
 @router.get("/{portrait_id}", response_model=PortraitOut)
 def read_portrait(
-    portrait_id: int,
+    portrait_id: IdPath,
     session: SessionDep,
     principal: CurrentPrincipal,
     settings: SettingsDep,

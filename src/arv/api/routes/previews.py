@@ -5,6 +5,7 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Response, status
 
 from arv.api.deps import CurrentPrincipal, SessionDep, StorageDep, get_owned
+from arv.api.schemas import IdPath
 from arv.db.models import ARContent, Portrait, Video
 from arv.services import previews
 from arv.storage import ObjectNotFound, Storage
@@ -39,7 +40,7 @@ def _thumbnail(session: SessionDep, storage: Storage, subject: Portrait | ARCont
 
 @router.get("/api/portraits/{portrait_id}/thumbnail.jpg", response_class=Response, responses=JPEG)
 def portrait_thumbnail(
-    portrait_id: int, session: SessionDep, principal: CurrentPrincipal, storage: StorageDep
+    portrait_id: IdPath, session: SessionDep, principal: CurrentPrincipal, storage: StorageDep
 ) -> Response:
     """A small JPEG of the portrait, longest side ARV_THUMBNAIL_MAX_PX."""
     return _thumbnail(session, storage, get_owned(session, principal, Portrait, portrait_id, "portrait"))
@@ -47,7 +48,7 @@ def portrait_thumbnail(
 
 @router.get("/api/ar-content/{content_id}/thumbnail.jpg", response_class=Response, responses=JPEG)
 def content_thumbnail(
-    content_id: int, session: SessionDep, principal: CurrentPrincipal, storage: StorageDep
+    content_id: IdPath, session: SessionDep, principal: CurrentPrincipal, storage: StorageDep
 ) -> Response:
     """A small JPEG of the AR content's image, longest side ARV_THUMBNAIL_MAX_PX."""
     return _thumbnail(session, storage, get_owned(session, principal, ARContent, content_id, "AR content"))
@@ -57,7 +58,11 @@ def content_thumbnail(
     "/api/ar-content/{content_id}/videos/{video_id}/poster.jpg", response_class=Response, responses=JPEG
 )
 def video_poster(
-    content_id: int, video_id: int, session: SessionDep, principal: CurrentPrincipal, storage: StorageDep
+    content_id: IdPath,
+    video_id: IdPath,
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    storage: StorageDep,
 ) -> Response:
     """A frame of the video near its start; 422 with the reason when ffmpeg could not read the video."""
     content = get_owned(session, principal, ARContent, content_id, "AR content")

@@ -4,7 +4,7 @@ from fastapi import APIRouter, status
 from sqlalchemy import select
 
 from arv.api.deps import CurrentPrincipal, SessionDep, SettingsDep, acting_company, get_owned
-from arv.api.schemas import ProjectCreate, ProjectOut, ProjectUpdate
+from arv.api.schemas import IdPath, IdQuery, PageLimit, PageOffset, ProjectCreate, ProjectOut, ProjectUpdate
 from arv.db.models import Project
 
 router = APIRouter(prefix="/api/projects", tags=["projects"])
@@ -32,11 +32,11 @@ def create_project(
 def list_projects(
     session: SessionDep,
     principal: CurrentPrincipal,
-    company_id: int | None = None,
-    limit: int = 100,
-    offset: int = 0,
+    company_id: IdQuery = None,
+    limit: PageLimit = 100,
+    offset: PageOffset = 0,
 ) -> list[Project]:
-    query = select(Project).order_by(Project.id.desc()).limit(min(limit, 500)).offset(offset)
+    query = select(Project).order_by(Project.id.desc()).limit(limit).offset(offset)
     if not principal.is_admin:
         query = query.where(Project.company_id == principal.company_id)
     elif company_id is not None:
@@ -45,13 +45,13 @@ def list_projects(
 
 
 @router.get("/{project_id}", response_model=ProjectOut)
-def read_project(project_id: int, session: SessionDep, principal: CurrentPrincipal) -> Project:
+def read_project(project_id: IdPath, session: SessionDep, principal: CurrentPrincipal) -> Project:
     return get_owned(session, principal, Project, project_id, "project")
 
 
 @router.patch("/{project_id}", response_model=ProjectOut)
 def update_project(
-    project_id: int, body: ProjectUpdate, session: SessionDep, principal: CurrentPrincipal
+    project_id: IdPath, body: ProjectUpdate, session: SessionDep, principal: CurrentPrincipal
 ) -> Project:
     """Rename, or renew by moving `expires_at`; the next expiry pass reactivates renewed content."""
     project = get_owned(session, principal, Project, project_id, "project")

@@ -3,6 +3,7 @@
 from fastapi import APIRouter, HTTPException, Response, status
 
 from arv.api.deps import CurrentPrincipal, SessionDep, StorageDep, get_owned
+from arv.api.schemas import IdPath
 from arv.db.models import ARContent
 from arv.storage import ObjectNotFound
 
@@ -33,7 +34,7 @@ def _qr_response(
 
 @router.get("/{content_id}/qr.png", response_class=Response, responses={200: {"content": {"image/png": {}}}})
 def qr_png(
-    content_id: int, session: SessionDep, principal: CurrentPrincipal, storage: StorageDep
+    content_id: IdPath, session: SessionDep, principal: CurrentPrincipal, storage: StorageDep
 ) -> Response:
     """The QR code of the content's public URL as a PNG image."""
     return _qr_response(session, principal, storage, content_id, "png")
@@ -43,7 +44,7 @@ def qr_png(
     "/{content_id}/qr.svg", response_class=Response, responses={200: {"content": {"image/svg+xml": {}}}}
 )
 def qr_svg(
-    content_id: int, session: SessionDep, principal: CurrentPrincipal, storage: StorageDep
+    content_id: IdPath, session: SessionDep, principal: CurrentPrincipal, storage: StorageDep
 ) -> Response:
     """The QR code of the content's public URL as an SVG image, for print."""
     return _qr_response(session, principal, storage, content_id, "svg")

@@ -9,28 +9,34 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from arv.api.deps import CurrentPrincipal, SessionDep, get_owned
+from arv.api.schemas import CronText, Id, IdPath, Text16, Text64
 from arv.db.models import ARContent, Video, VideoRotationSchedule, utcnow
 from arv.services.rotation import InvalidRotationRule, RotationRule, describe, next_rotation_at
 
 router = APIRouter(prefix="/api/ar-content", tags=["rotation"])
 
+# Videos in one schedule's sequence (a video may come back in it).
+MAX_SEQUENCE = 1000
+
 
 class RotationIn(BaseModel):
     """A rotation schedule: when the content switches video, and through which videos, in order."""
 
-    rotation_type: str = Field(description="daily, weekly, monthly, cron or random")
-    time_of_day: str | None = Field(
+    rotation_type: Text16 = Field(description="daily, weekly, monthly, cron or random")
+    time_of_day: Text16 | None = Field(
         default=None, description="HH:MM local time (daily, weekly, monthly, random); default 00:00"
     )
-    day_of_week: int | None = Field(default=None, description="0 (Monday) to 6 (Sunday), weekly")
+    day_of_week: int | None = Field(default=None, ge=0, le=6, description="0 (Monday) to 6 (Sunday), weekly")
     day_of_month: int | None = Field(
-        default=None, description="1 to 31, monthly; a month without that day uses its last day"
+        default=None, ge=1, le=31, description="1 to 31, monthly; a month without that day uses its last day"
     )
-    cron_expression: str | None = Field(
+    cron_expression: CronText | None = Field(
         default=None, description="five cron fields in local time, for cron (optional for random)"
     )
-    timezone: str = Field(default="UTC", description="IANA time zone of the times above")
-    video_sequence: list[int] = Field(description="ids of this content's videos, in playing order")
+    timezone: Text64 = Field(default="UTC", description="IANA time zone of the times above")
+    video_sequence: list[Id] = Field(
+        max_length=MAX_SEQUENCE, description="ids of this content's videos, in playing order"
+    )
 
 
 class RotationOut(BaseModel):
@@ -79,7 +85,7 @@ def _out(schedule: VideoRotationSchedule, content: ARContent) -> RotationOut:
 
 @router.put("/{content_id}/rotation", response_model=RotationOut)
 def set_rotation(
-    content_id: int, body: RotationIn, session: SessionDep, principal: CurrentPrincipal
+    content_id: IdPath, body: RotationIn, session: SessionDep, principal: CurrentPrincipal
 ) -> RotationOut:
     """Set (or replace) the schedule; the content shows the sequence's video it already shows, or the
     first one, and rotates from the next slot after now."""
@@ -128,7 +134,7 @@ def set_rotation(
 
 
 @router.get("/{content_id}/rotation", response_model=RotationOut)
-def read_rotation(content_id: int, session: SessionDep, principal: CurrentPrincipal) -> RotationOut:
+def read_rotation(content_id: IdPath, session: SessionDep, principal: CurrentPrincipal) -> RotationOut:
     content = get_owned(session, principal, ARContent, content_id, "AR content")
     schedule = _schedule_of(session, content)
     if schedule is None:
@@ -141,7 +147,7 @@ def read_rotation(content_id: int, session: SessionDep, principal: CurrentPrinci
 
 
 @router.delete("/{content_id}/rotation", status_code=status.HTTP_204_NO_CONTENT)
-def stop_rotation(content_id: int, session: SessionDep, principal: CurrentPrincipal) -> Response:
+def stop_rotation(content_id: IdPath, session: SessionDep, principal: CurrentPrincipal) -> Response:
     """Stop rotating: the content keeps the video it shows now."""
     content = get_owned(session, principal, ARContent, content_id, "AR content")
     schedule = _schedule_of(session, content)

@@ -3,7 +3,7 @@
 from fastapi import APIRouter, HTTPException, status
 
 from arv.api.deps import CurrentPrincipal, SessionDep
-from arv.api.schemas import TaskOut
+from arv.api.schemas import TaskIdPath, TaskOut
 from arv.db.models import Job, JobStatus
 
 router = APIRouter(prefix="/api/tasks", tags=["tasks"])
@@ -18,7 +18,7 @@ CELERY_STATES: dict[str, str] = {
 
 
 @router.get("/{task_id}", response_model=TaskOut)
-def read_task(task_id: str, session: SessionDep, principal: CurrentPrincipal) -> TaskOut:
+def read_task(task_id: TaskIdPath, session: SessionDep, principal: CurrentPrincipal) -> TaskOut:
     job = session.get(Job, task_id)
     visible = job is not None and (
         principal.is_admin or (job.company_id is not None and job.company_id == principal.company_id)

@@ -1,0 +1,127 @@
+"""The kinds of input the API takes, each with its bounds: ids, one-line texts, e-mail addresses,
+instants, page sizes. Every route and body names one of these instead of a bare `int` or `str`, so
+a value out of range is a 422 that says why, never a database error.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import Path, Query
+from pydantic import AfterValidator, AwareDatetime, Field, StringConstraints, WithJsonSchema
+
+# Ids are the databases' INTEGER (PostgreSQL's is 32 bits; SQLite's 64): 1 to 2**31 - 1.
+MAX_ID = 2**31 - 1
+# Instants a person could mean; outside this range date arithmetic (a warning N days before
+# expiry, the next rotation slot) would run off Python's and the databases' calendars.
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST = datetime(2200, 12, 31, 23, 59, 59, tzinfo=UTC)
+# A page of a listing.
+MAX_PAGE = 500
+
+# C0 controls (NUL..US, so CR, LF and TAB too), DEL, the C1 controls, and the Unicode line and
+# paragraph separators: none belongs in a name, and a line break in one breaks e-mail headers.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def one_line(value: str) -> str:
+    """`value` if it is one line of printable text and not only spaces."""
+    if _CONTROL.search(value):
+        raise ValueError("must be one line of text, without line breaks, tabs or other control characters")
+    if not value.strip():
+        raise ValueError("must not be blank")
+    return value
+
+
+Text200 = Annotated[str, StringConstraints(min_length=1, max_length=200), AfterValidator(one_line)]
+Text64 = Annotated[str, StringConstraints(min_length=1, max_length=64), AfterValidator(one_line)]
+Text16 = Annotated[str, StringConstraints(min_length=1, max_length=16), AfterValidator(one_line)]
+# A cron expression: five fields, bounded before any parsing (the stored column is as long).
+CronText = Annotated[str, StringConstraints(min_length=1, max_length=120), AfterValidator(one_line)]
+
+# An id in a body or a form.
+Id = Annotated[int, Field(ge=1, le=MAX_ID)]
+# An id in a path or a query.
+IdPath = Annotated[int, Path(ge=1, le=MAX_ID, description=f"an id, 1 to {MAX_ID}")]
+IdQuery = Annotated[int | None, Query(ge=1, le=MAX_ID)]
+# A job's id (a UUID).
+TaskIdPath = Annotated[str, Path(min_length=1, max_length=36, pattern=r"^[A-Za-z0-9-]+$")]
+PageLimit = Annotated[int, Query(ge=1, le=MAX_PAGE, description=f"at most this many, 1 to {MAX_PAGE}")]
+PageOffset = Annotated[int, Query(ge=0, le=MAX_ID, description="skip this many")]
+
+
+def in_range(value: datetime) -> datetime:
+    if not EARLIEST <= value <= LATEST:
+        raise ValueError(f"must be between {EARLIEST.year} and {LATEST.year}, e.g. 2027-01-31T00:00:00Z")
+    return value
+
+
+# An instant with its offset (2027-01-31T00:00:00Z), years 2000 to 2200.
+Instant = Annotated[AwareDatetime, AfterValidator(in_range)]
+
+
+# --- e-mail addresses ------------------------------------------------------------------------------
+# What an SMTP server takes in RCPT TO (RFC 5321 section 4.1.2, RFC 6531 for UTF-8): a dot-atom or
+# a quoted local part, then a host name (one label or more: `arv.local`, `mail.test`, `localhost`)
+# or an address literal. Spaces, line breaks and other controls are refused even inside quotes:
+# the address goes into mail headers.
+MAX_EMAIL = 320
+MAX_LOCAL_OCTETS = 64
+MAX_DOMAIN_OCTETS = 255
+_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~\-\u0080-\U0010ffff]"
+_DOT_ATOM = re.compile(rf"^{_ATEXT}+(\.{_ATEXT}+)*$")
+# qtextSMTP and quoted pairs without the space.
+_QUOTED = re.compile(r'^"([\x21\x23-\x5b\x5d-\x7e\u0080-\U0010ffff]|\\[\x21-\x7e])*"$')
+_LETTER = r"[A-Za-z0-9\u0080-\U0010ffff]"
+_LABEL = re.compile(rf"^{_LETTER}([A-Za-z0-9\-\u0080-\U0010ffff]*{_LETTER})?$")
+
+
+def _valid_domain(domain: str) -> bool:
+    if domain.startswith("[") and domain.endswith("]"):
+        literal = domain[1:-1]
+        try:
+            if literal[:5].lower() == "ipv6:":
+                ipaddress.IPv6Address(literal[5:])
+            else:
+                ipaddress.IPv4Address(literal)
+        except ValueError:
+            return False
+        return True
+    labels = domain.removesuffix(".").split(".")  # a trailing dot is the root: `example.com.`
+    return (
+        0 < len(domain.encode()) <= MAX_DOMAIN_OCTETS
+        and all(len(label.encode()) <= 63 and _LABEL.match(label) for label in labels)
+        and not labels[-1].isdigit()  # 10.0.0.1 is an address literal's job: [10.0.0.1]
+    )
+
+
+def mailbox(value: str) -> str:
+    """`value` if an SMTP server could take it as a recipient, else ValueError saying why."""
+    if _CONTROL.search(value) or " " in value:
+        raise ValueError("an e-mail address has no spaces, line breaks or other control characters")
+    local, at, domain = value.rpartition("@")
+    if not at or not local or not domain:
+        raise ValueError("an e-mail address is local-part@domain, e.g. studio@example.com")
+    if len(local.encode()) > MAX_LOCAL_OCTETS:
+        raise ValueError(f"the part before @ is at most {MAX_LOCAL_OCTETS} bytes long")
+    if not (_DOT_ATOM.match(local) or _QUOTED.match(local)):
+        raise ValueError(
+            "the part before @ is letters, digits and !#$%&'*+-/=?^_`{|}~ between dots, or a quoted string"
+        )
+    if not _valid_domain(domain):
+        raise ValueError(
+            "the part after @ must be a host name (example.com, arv.local, localhost) "
+            "or an address literal ([192.0.2.1], [IPv6:2001:db8::1])"
+        )
+    return value
+
+
+Email = Annotated[
+    str,
+    StringConstraints(min_length=3, max_length=MAX_EMAIL),
+    AfterValidator(mailbox),
+    WithJsonSchema({"type": "string", "format": "email", "minLength": 3, "maxLength": MAX_EMAIL}),
+]
