@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     ColumnElement,
     CursorResult,
     Integer,
@@ -83,8 +84,9 @@ class _Dialect:
 
     def epoch_seconds(self, column: SQLColumnExpression[Any]) -> ColumnElement[int]:
         if self.postgres:
-            return cast(func.floor(func.extract("epoch", column)), Integer)
-        return cast(func.strftime("%s", column), Integer)
+            # 64 bits: seconds past 2038-01-19 do not fit in INTEGER.
+            return cast(func.floor(func.extract("epoch", column)), BigInteger)
+        return cast(func.strftime("%s", column), BigInteger)
 
     def utc_text(self, column: SQLColumnExpression[Any]) -> ColumnElement[str]:
         """'2027-01-31 00:00 UTC' for messages."""
