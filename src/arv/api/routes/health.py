@@ -29,7 +29,8 @@ def _failure(exc: Exception) -> dict[str, Any]:
     return {"ok": False, "error": f"{type(exc).__name__}: {exc}"[:300]}
 
 
-@router.get("/healthz")
+# A check that failed answers 503 with the same body as 200, not an error's `detail`.
+@router.get("/healthz", responses={503: {"description": "A check failed: the same fields as 200"}})
 def healthz() -> JSONResponse:
     checks: dict[str, Any] = {}
     periodic: dict[str, Any] = {}
