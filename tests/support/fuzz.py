@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -171,20 +169,13 @@ class FuzzReport:
         lines = [f"{'operation':<{width}}  calls  5xx  nonconforming  statuses"]
         for name, counts in sorted(self.operations.items()):
             statuses = " ".join(f"{code}:{n}" for code, n in sorted(counts.statuses.items()))
-            lines.append(
-                f"{name:<{width}}  {counts.calls:5}  {counts.server_errors:3}  {counts.nonconforming:13}  {statuses}"
-            )
+            figures = f"{counts.calls:5}  {counts.server_errors:3}  {counts.nonconforming:13}"
+            lines.append(f"{name:<{width}}  {figures}  {statuses}")
         lines.append(
             f"{'total':<{width}}  {self.calls:5}  {self.server_errors:3}  {self.nonconforming:13}"
             f"  ({len(self.operations)} operations, {self.seconds:.1f} s)"
         )
         return "\n".join(lines)
-
-
-@contextmanager
-def _client(app: FastAPI) -> Iterator[Any]:
-    with asgi.get_client(app) as client:
-        yield client
 
 
 def fuzz(
@@ -195,56 +186,14 @@ def fuzz(
     report = FuzzReport()
     started = time.perf_counter()
     schema = schemathesis.openapi.from_asgi("/openapi.json", app)
-    with _client(app) as client:
+    with asgi.get_client(app) as client:
         for result in schema.get_all_operations():
             operation = result.ok()
             name = f"{operation.method.upper()} {operation.path}"
-            counts = report.operations.setdefault(name, OperationCounts())
-            path_names = {p.name for p in operation.path_parameters}
             for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
-                strategy = operation.as_strategy(generation_mode=mode)
-
-                @hypothesis.settings(
-                    max_examples=examples,
-                    derandomize=True,
-                    database=None,
-                    deadline=None,
-                    phases=[Phase.explicit, Phase.generate],
-                    suppress_health_check=list(HealthCheck),
-                    verbosity=hypothesis.Verbosity.quiet,
-                )
-                @given(case=strategy, who=st.sampled_from(("company", "admin", "none")), real=st.booleans())
-                @hypothesis.seed(seed)
-                def run(case: Any, who: str, real: bool) -> None:
-                    if real and case.path_parameters:
-                        for param in path_names & seeded.ids.keys():
-                            case.path_parameters[param] = seeded.ids[param]
-                    headers = seeded.headers(who)
-                    counts.calls += 1
-                    try:
-                        response = case.call(session=client, headers=headers)
-                    except Exception as exc:  # noqa: BLE001 - the app raised: a 500 to any client
-                        counts.server_errors += 1
-                        counts.statuses[500] += 1
-                        if len(report.failures) < keep_failures:
-                            report.failures.append(
-                                f"{name} ({mode.value}, {who} key): raised {type(exc).__name__}: {exc}\n"
-                                + "\n".join(getattr(exc, "__notes__", []))
-                            )
-                        return
-                    counts.statuses[response.status_code] += 1
-                    try:
-                        case.validate_response(response, checks=CHECKS, headers=headers)
-                    except FailureGroup as group:
-                        if response.status_code >= 500:
-                            counts.server_errors += 1
-                        else:
-                            counts.nonconforming += 1
-                        if len(report.failures) < keep_failures:
-                            report.failures.append(f"{name} ({mode.value}, {who} key):\n{group}")
-
+                target = _Target(name, mode, report, seeded, client, keep_failures)
                 try:
-                    run()
+                    _fuzz_one(operation, target, examples=examples, seed=seed)
                 except hypothesis.errors.Unsatisfiable:
                     # Nothing in this operation can break the schema (no parameters, no body).
                     if mode is GenerationMode.POSITIVE:
@@ -252,3 +201,71 @@ def fuzz(
                     report.without_negative.append(name)
     report.seconds = time.perf_counter() - started
     return report
+
+
+@dataclass
+class _Target:
+    """One operation in one mode, and where its answers are counted."""
+
+    name: str
+    mode: GenerationMode
+    report: FuzzReport
+    seeded: Seeded
+    client: Any
+    keep_failures: int
+
+    @property
+    def counts(self) -> OperationCounts:
+        return self.report.operations.setdefault(self.name, OperationCounts())
+
+    def failed(self, who: str, words: str) -> None:
+        if len(self.report.failures) < self.keep_failures:
+            self.report.failures.append(f"{self.name} ({self.mode.value}, {who} key): {words}")
+
+    def send(self, case: Any, who: str, real: bool) -> None:
+        if real and case.path_parameters:
+            for param in case.path_parameters.keys() & self.seeded.ids.keys():
+                case.path_parameters[param] = self.seeded.ids[param]
+        headers = self.seeded.headers(who)
+        counts = self.counts
+        counts.calls += 1
+        try:
+            response = case.call(session=self.client, headers=headers)
+        except Exception as exc:  # noqa: BLE001 - the app raised: a 500 to any client
+            counts.server_errors += 1
+            counts.statuses[500] += 1
+            self.failed(
+                who, f"raised {type(exc).__name__}: {exc}\n" + "\n".join(getattr(exc, "__notes__", []))
+            )
+            return
+        counts.statuses[response.status_code] += 1
+        try:
+            case.validate_response(response, checks=CHECKS, headers=headers)
+        except FailureGroup as group:
+            if response.status_code >= 500:
+                counts.server_errors += 1
+            else:
+                counts.nonconforming += 1
+            self.failed(who, f"\n{group}")
+
+
+def _fuzz_one(operation: Any, target: _Target, *, examples: int, seed: int) -> None:
+    @hypothesis.settings(
+        max_examples=examples,
+        derandomize=True,
+        database=None,
+        deadline=None,
+        phases=[Phase.explicit, Phase.generate],
+        suppress_health_check=list(HealthCheck),
+        verbosity=hypothesis.Verbosity.quiet,
+    )
+    @given(
+        case=operation.as_strategy(generation_mode=target.mode),
+        who=st.sampled_from(("company", "admin", "none")),
+        real=st.booleans(),
+    )
+    @hypothesis.seed(seed)
+    def run(case: Any, who: str, real: bool) -> None:
+        target.send(case, who, real)
+
+    run()
