@@ -351,3 +351,20 @@ def test_contact_email_on_private_domains_is_accepted(api: TestClient, admin_hea
     assert {"type": "string", "format": "email"}.items() <= schema["properties"]["contact_email"]["anyOf"][
         0
     ].items()
+
+
+def test_an_uploaded_file_name_keeps_no_control_characters(api: TestClient, tenant: Tenant) -> None:
+    from tests.support.images import mp4_bytes
+
+    content, _ = make_content(tenant.company_id, 1)
+    boundary = "fuzzboundary"
+    disposition = 'form-data; name="video"; filename="clip\tone\x7f\x85.mp4"'
+    head = f"--{boundary}\r\nContent-Disposition: {disposition}\r\nContent-Type: video/mp4\r\n\r\n"
+    body = head.encode() + mp4_bytes() + f"\r\n--{boundary}--\r\n".encode()
+    response = api.post(
+        f"/api/ar-content/{content}/videos",
+        content=body,
+        headers={**tenant.headers, "Content-Type": f"multipart/form-data; boundary={boundary}"},
+    )
+    assert response.status_code == 201, response.text
+    assert response.json()["filename"] == "clipone.mp4"

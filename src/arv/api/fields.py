@@ -39,6 +39,15 @@ def one_line(value: str) -> str:
 Text200 = Annotated[str, StringConstraints(min_length=1, max_length=200), AfterValidator(one_line)]
 Text64 = Annotated[str, StringConstraints(min_length=1, max_length=64), AfterValidator(one_line)]
 Text16 = Annotated[str, StringConstraints(min_length=1, max_length=16), AfterValidator(one_line)]
+
+
+def file_name(value: str | None, max_length: int = 255) -> str | None:
+    """An uploaded file's own name as kept (shown back, and in download headers): its control
+    characters dropped, at most `max_length` characters, None when nothing is left."""
+    kept = _CONTROL.sub("", value or "").strip()[:max_length]
+    return kept or None
+
+
 # A cron expression: five fields, bounded before any parsing (the stored column is as long).
 CronText = Annotated[str, StringConstraints(min_length=1, max_length=120), AfterValidator(one_line)]
 

@@ -5,6 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, File, Form, UploadFile, status
 
 from arv.api.deps import CurrentPrincipal, SessionDep, SettingsDep, StorageDep, get_owned
+from arv.api.fields import file_name
 from arv.api.presenters import ar_content_out, video_out
 from arv.api.schemas import ARContentOut, Id, IdPath, TaskAccepted, Text200, VideoOut
 from arv.api.uploads import StoredUntilCommit, read_upload, refused
@@ -35,7 +36,7 @@ def _add_video(
         storage_key=stored.put("videos", container.suffix, data, container.content_type),
         content_type=container.content_type,
         size_bytes=len(data),
-        filename=(filename or "")[:255] or None,
+        filename=file_name(filename),
     )
     session.add(video)
     session.flush()
