@@ -121,6 +121,16 @@ def test_a_naive_expires_at_is_a_readable_422(api: TestClient, tenant: Tenant) -
     assert response.json()["errors"][0]["loc"] == ["body", "expires_at"]
 
 
+def test_the_422_handler_answers_every_error_shape(api: TestClient, tenant: Tenant) -> None:
+    """pydantic puts the exception a validator raised in `ctx`; the handler once tried to send it as
+    JSON and crashed."""
+    response = api.post("/api/portraits/upload", data={"file": "not a file"}, headers=tenant.headers)
+    detail = _refused(response, "file")
+    assert response.json()["errors"][0]["loc"] == ["body", "file"]
+    assert "ctx" not in response.json()["errors"][0] and "input" not in response.json()["errors"][0]
+    assert detail
+
+
 @pytest.mark.parametrize("instant", ["0001-01-01T00:00:00Z", "9999-12-31T23:59:59Z", "1999-12-31T23:59:59Z"])
 def test_far_off_years_are_refused(api: TestClient, tenant: Tenant, instant: str) -> None:
     h = tenant.headers

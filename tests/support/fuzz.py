@@ -7,7 +7,8 @@ fits it and data that does not, with the admin key, the company's key or none, w
 the seeded ones, and counts the answers that are server errors or break the schema.
 
 Nothing here names a route: a new operation is fuzzed as soon as the app has it, and its path
-parameters get the seeded ids of the same name (`content_id`, `project_id`, ...) half of the time.
+parameters and body fields get the seeded ids of the same name (`content_id`, `project_id`, ...)
+half of the time.
 """
 
 from __future__ import annotations
@@ -223,9 +224,12 @@ class _Target:
             self.report.failures.append(f"{self.name} ({self.mode.value}, {who} key): {words}")
 
     def send(self, case: Any, who: str, real: bool) -> None:
-        if real and case.path_parameters:
-            for param in case.path_parameters.keys() & self.seeded.ids.keys():
-                case.path_parameters[param] = self.seeded.ids[param]
+        if real:
+            # The seeded ids wherever a parameter or a body field has their name.
+            for values in (case.path_parameters, case.query, case.body):
+                if isinstance(values, dict):
+                    for param in values.keys() & self.seeded.ids.keys():
+                        values[param] = self.seeded.ids[param]
         headers = self.seeded.headers(who)
         counts = self.counts
         counts.calls += 1

@@ -36,9 +36,23 @@ def one_line(value: str) -> str:
     return value
 
 
-Text200 = Annotated[str, StringConstraints(min_length=1, max_length=200), AfterValidator(one_line)]
-Text64 = Annotated[str, StringConstraints(min_length=1, max_length=64), AfterValidator(one_line)]
-Text16 = Annotated[str, StringConstraints(min_length=1, max_length=16), AfterValidator(one_line)]
+# The same rule for the schema's readers (and fuzzers): no character of _CONTROL.
+ONE_LINE_PATTERN = r"^[^\u0000-\u001f\u007f-\u009f\u2028\u2029]*$"
+_ONE_LINE_SCHEMA = Field(json_schema_extra={"pattern": ONE_LINE_PATTERN})
+
+Text200 = Annotated[
+    str, StringConstraints(min_length=1, max_length=200), AfterValidator(one_line), _ONE_LINE_SCHEMA
+]
+Text64 = Annotated[
+    str, StringConstraints(min_length=1, max_length=64), AfterValidator(one_line), _ONE_LINE_SCHEMA
+]
+Text16 = Annotated[
+    str, StringConstraints(min_length=1, max_length=16), AfterValidator(one_line), _ONE_LINE_SCHEMA
+]
+# A cron expression: five fields, bounded before any parsing (the stored column is as long).
+CronText = Annotated[
+    str, StringConstraints(min_length=1, max_length=120), AfterValidator(one_line), _ONE_LINE_SCHEMA
+]
 
 
 def file_name(value: str | None, max_length: int = 255) -> str | None:
@@ -47,9 +61,6 @@ def file_name(value: str | None, max_length: int = 255) -> str | None:
     kept = _CONTROL.sub("", value or "").strip()[:max_length]
     return kept or None
 
-
-# A cron expression: five fields, bounded before any parsing (the stored column is as long).
-CronText = Annotated[str, StringConstraints(min_length=1, max_length=120), AfterValidator(one_line)]
 
 # An id in a body or a form.
 Id = Annotated[int, Field(ge=1, le=MAX_ID)]
