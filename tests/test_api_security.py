@@ -65,11 +65,13 @@ def _owned_by(api: TestClient, owner: Tenant) -> Owned:
         "content_id": content["id"],
         "task_id": content["task_id"],
         "video_id": content["active_video_id"],
+        "key_id": api.post("/api/keys", json={"label": "A's"}, headers=h).json()["id"],
     }
     # A valid request body per write endpoint, so a refusal can only come from ownership.
     requests: dict[tuple[str, str], dict[str, Any]] = {
         ("POST", "/api/projects"): {"json": {"name": "x", "company_id": owner.company_id}},
         ("PATCH", "/api/projects/{project_id}"): {"json": {"name": "renamed"}},
+        ("POST", "/api/keys"): {"json": {"company_id": owner.company_id}},
         ("POST", "/api/portraits/upload"): {
             "files": {"file": ("b.jpg", JPEG, "image/jpeg")},
             "data": {"company_id": str(owner.company_id)},

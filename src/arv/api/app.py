@@ -12,12 +12,14 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError
 
 from arv import __version__
+from arv.api.authentication import AuthenticateBeforeBody
 from arv.api.routes import (
     ar_content,
     companies,
     content_views,
     files,
     health,
+    keys,
     metrics,
     notifications,
     portraits,
@@ -49,6 +51,7 @@ ROUTERS = [
     rotation.router,
     tasks.router,
     notifications.router,
+    keys.router,
     files.router,
     health.router,
     metrics.router,
@@ -76,6 +79,8 @@ def create_app() -> FastAPI:
     )
     for router in ROUTERS:
         app.include_router(router)
+    # Innermost of the middlewares: it needs the route the router picked, and its 401s are counted.
+    app.add_middleware(AuthenticateBeforeBody)
     app.middleware("http")(count_requests)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_upload_bytes + ENVELOPE_BYTES)
     # The broker's Celery app, built now: through it the job layer publishes the API's wake-ups.
