@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from datetime import timedelta
@@ -26,7 +27,7 @@ from typer.testing import CliRunner
 from arv.db.models import ApiKey, utcnow
 from arv.db.session import session_scope
 from arv.services.auth import create_first_admin_key, hash_key
-from tests.conftest import Tenant
+from tests.conftest import Tenant, apply_env
 from tests.support.platform import REPO, wait_until
 from tests.support.servers import free_port
 from tests.support.viewer import api_server
@@ -498,3 +499,56 @@ def test_every_route_that_needs_a_key_refuses_without_one_before_reading_a_byte(
     for method, path in with_body:
         status, body_asked = asyncio.run(call(method, path))
         assert (status, body_asked) == (401, 0), f"{method} {path}: {status}, body asked {body_asked} times"
+
+
+def test_a_database_down_during_the_key_check_is_a_503_not_a_body_error(
+    arv_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, tenant: Tenant
+) -> None:
+    from arv.api.app import create_app
+
+    # Nothing listens on port 1: every connection is refused, as by a database that is down.
+    apply_env({"ARV_DATABASE_URL": "postgresql://postgres@127.0.0.1:1/arv"}, monkeypatch)
+    with TestClient(create_app()) as down:
+        for request in (
+            {"method": "POST", "url": "/api/projects", "json": {"name": "p"}},  # checked before the body
+            {"method": "GET", "url": f"/api/companies/{tenant.company_id}"},  # checked by the dependency
+        ):
+            response = down.request(**request, headers=tenant.headers)  # type: ignore[arg-type]
+            assert response.status_code == 503, response.text
+            assert "database is unavailable" in response.json()["detail"]
+            assert response.headers["retry-after"] == "2"
+
+
+def test_two_revocations_at_once_cannot_revoke_both_of_the_last_two_admin_keys(
+    arv_env: dict[str, str],
+) -> None:
+    from arv.db.session import get_sessionmaker
+    from arv.services.auth import LastAdminKey, issue_key, revoke_key
+
+    with session_scope() as session:
+        first, second = (issue_key(session, admin=True).record.id for _ in range(2))
+    outcome: list[BaseException | None] = []
+
+    def revoke_second() -> None:
+        try:
+            with session_scope() as session:
+                revoke_key(session, None, second)
+            outcome.append(None)
+        except BaseException as exc:  # noqa: BLE001 -- handed to the test's thread
+            outcome.append(exc)
+
+    one = get_sessionmaker()()
+    try:
+        revoke_key(one, None, first)  # not committed yet: it holds the admin keys
+        other = threading.Thread(target=revoke_second)
+        other.start()
+        other.join(timeout=1.0)
+        assert other.is_alive(), "the second revocation did not wait for the first"
+        one.commit()
+    finally:
+        one.close()
+    other.join(timeout=30)
+    assert len(outcome) == 1 and isinstance(outcome[0], LastAdminKey), outcome
+    with session_scope() as session:
+        assert session.get_one(ApiKey, second).revoked_at is None
+        assert session.get_one(ApiKey, first).revoked_at is not None

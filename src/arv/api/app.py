@@ -13,6 +13,7 @@ from sqlalchemy.exc import DBAPIError
 
 from arv import __version__
 from arv.api.authentication import AuthenticateBeforeBody
+from arv.api.deps import DATABASE_UNAVAILABLE
 from arv.api.routes import (
     ar_content,
     companies,
@@ -101,7 +102,7 @@ def create_app() -> FastAPI:
         # the connection by now, so the same request can simply be sent again.
         log.warning("api.database_error", error=f"{type(exc.orig).__name__}: {exc.orig}"[:300])
         return JSONResponse(
-            {"detail": "the database is unavailable right now; nothing was saved, try again in a moment"},
+            {"detail": DATABASE_UNAVAILABLE},
             status_code=503,
             headers={"Retry-After": "2"},
         )

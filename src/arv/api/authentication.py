@@ -17,11 +17,16 @@ depend on `get_principal`.
 
 from __future__ import annotations
 
+import structlog
+from fastapi import HTTPException, status
 from fastapi.dependencies.models import Dependant
+from sqlalchemy.exc import DBAPIError
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from arv.api.deps import authenticate, get_principal
+from arv.api.deps import DATABASE_UNAVAILABLE, authenticate, get_principal
+
+log = structlog.get_logger(__name__)
 
 
 def depends_on(dependant: Dependant, call: object) -> bool:
@@ -45,6 +50,20 @@ class AuthenticateBeforeBody:
             self._needs_key[id(route)] = known
         return known
 
+    @staticmethod
+    async def authenticate(scope: Scope) -> None:
+        # FastAPI answers an HTTPException raised while it reads the body as it is; anything else
+        # it answers "error parsing the body" (400), so a database down is turned into its 503 here.
+        try:
+            await run_in_threadpool(authenticate, scope, body_pending=True)
+        except DBAPIError as exc:
+            log.warning("api.database_error", error=f"{type(exc.orig).__name__}: {exc.orig}"[:300])
+            raise HTTPException(
+                status.HTTP_503_SERVICE_UNAVAILABLE,
+                DATABASE_UNAVAILABLE,
+                headers={"Retry-After": "2", "Connection": "close"},
+            ) from exc
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
@@ -57,9 +76,7 @@ class AuthenticateBeforeBody:
                 checked = True
                 route = scope.get("route")
                 if route is not None and self.needs_key(route):
-                    # An HTTPException raised here is what FastAPI answers: it re-raises exceptions
-                    # of this type from the body's reading as they are.
-                    await run_in_threadpool(authenticate, scope, body_pending=True)
+                    await self.authenticate(scope)
             return await receive()
 
         await self.app(scope, receive_once_authenticated, send)

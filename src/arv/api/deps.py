@@ -17,6 +17,9 @@ from arv.db.session import get_sessionmaker
 from arv.services.auth import Principal, authenticate_key
 from arv.storage import Storage, get_storage
 
+# What a request is told when the database cannot be reached (the app's handler of DBAPIError, and
+# the key's lookup before the body, which FastAPI's body reading would otherwise turn into a 400).
+DATABASE_UNAVAILABLE = "the database is unavailable right now; nothing was saved, try again in a moment"
 # Where the request's state keeps its caller once the key is looked up.
 PRINCIPAL_STATE = "principal"
 
