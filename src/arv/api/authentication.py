@@ -73,10 +73,10 @@ class AuthenticateBeforeBody:
         async def receive_once_authenticated() -> Message:
             nonlocal checked
             if not checked:
-                checked = True
                 route = scope.get("route")
                 if route is not None and self.needs_key(route):
-                    await self.authenticate(scope)
+                    await self.authenticate(scope)  # raises on a bad key: no body is handed on
+                checked = True
             return await receive()
 
         await self.app(scope, receive_once_authenticated, send)
