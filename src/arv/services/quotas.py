@@ -209,15 +209,16 @@ def check_in_flight(
         limit = limit_of(company, settings, quota)
         if not limit:
             continue
-        current = jobs_in_flight(session, company.id, quota)
-        if current + (0 if already_queued else jobs) > limit:
+        # Without the new jobs themselves, when they are written already.
+        current = jobs_in_flight(session, company.id, quota) - (jobs if already_queued else 0)
+        if current + jobs > limit:
             raise QuotaExceeded(
                 quota,
                 limit,
                 IN_FLIGHT_RETRY_AFTER_S,
-                f"the company has {limit} {_IN_FLIGHT_WORDS[quota]} queued or running, its quota at a "
-                f"time; try again in {IN_FLIGHT_RETRY_AFTER_S} s, once some have finished, or ask the "
-                f"operator to raise the quota",
+                f"the company has {current} {_IN_FLIGHT_WORDS[quota]} queued or running and its quota is "
+                f"{limit} at a time; try again in {IN_FLIGHT_RETRY_AFTER_S} s, once some have finished, or "
+                f"ask the operator to raise the quota",
             )
 
 
