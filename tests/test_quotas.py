@@ -4,7 +4,7 @@ limit and what to do; under it the request goes through, and a refusal leaves no
 from __future__ import annotations
 
 import threading
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -128,6 +128,16 @@ def test_uploads_past_the_daily_quota_are_refused_until_the_next_utc_midnight(
     assert len(stored_files(arv_env)) == files_before
     assert (count(Portrait), count(ARContent), count(Video)) == (1, 1, 1)
     assert usage(api, tenant)["uploads_per_day"] == {"limit": 3, "used": 3, "overridden": True}
+
+
+def test_the_daily_quota_renews_at_the_next_utc_midnight() -> None:
+    from arv.services.quotas import seconds_until_next_utc_midnight
+
+    assert seconds_until_next_utc_midnight(datetime(2026, 3, 1, 0, 0, tzinfo=UTC)) == 86400
+    assert seconds_until_next_utc_midnight(datetime(2026, 3, 1, 23, 59, 59, 500000, tzinfo=UTC)) == 1
+    # A clock in another zone: still UTC's midnight (22:30 in UTC+3 is 19:30 UTC).
+    moscow = timezone(timedelta(hours=3))
+    assert seconds_until_next_utc_midnight(datetime(2026, 3, 1, 22, 30, tzinfo=moscow)) == 4 * 3600 + 1800
 
 
 def test_yesterdays_uploads_do_not_count_today(

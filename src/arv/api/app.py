@@ -109,7 +109,8 @@ def create_app() -> FastAPI:
         )
 
     @app.exception_handler(QuotaExceeded)
-    async def _quota_exceeded(_: Request, exc: QuotaExceeded) -> JSONResponse:
+    async def _quota_exceeded(request: Request, exc: QuotaExceeded) -> JSONResponse:
+        log.info("api.quota_exceeded", quota=exc.quota, limit=exc.limit, path=request.url.path)
         return JSONResponse(
             {"detail": str(exc), "quota": exc.quota, "limit": exc.limit, "retry_after_s": exc.retry_after_s},
             status_code=429,
