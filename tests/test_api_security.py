@@ -21,7 +21,7 @@ from tests.support.images import mp4_bytes, photo_jpeg
 # files and the page itself are outside the OpenAPI schema these tests read.)
 PUBLIC = {"/healthz", "/ar/{unique_id}", "/api/ar/{unique_id}"}
 # Only the operator may call these; a company key gets 403 whatever the ids.
-ADMIN_ONLY = {("POST", "/api/companies"), ("GET", "/metrics")}
+ADMIN_ONLY = {("POST", "/api/companies"), ("PATCH", "/api/companies/{company_id}"), ("GET", "/metrics")}
 
 JPEG = photo_jpeg(200, 160)
 

@@ -35,6 +35,7 @@ from arv.api.uploads import ENVELOPE_BYTES, BodySizeLimit
 from arv.config import get_settings
 from arv.logging import configure_logging
 from arv.metrics import HTTP_REQUESTS, HTTP_SECONDS
+from arv.services.quotas import QuotaExceeded
 from arv.storage import StorageError
 from arv.tasks.app import get_celery_app
 
@@ -111,6 +112,15 @@ def create_app() -> FastAPI:
     async def _storage_error(_: Request, exc: StorageError) -> JSONResponse:
         return JSONResponse(
             {"detail": "storage is unavailable right now; try again in a moment"}, status_code=503
+        )
+
+    @app.exception_handler(QuotaExceeded)
+    async def _quota_exceeded(request: Request, exc: QuotaExceeded) -> JSONResponse:
+        log.info("api.quota_exceeded", quota=exc.quota, limit=exc.limit, path=request.url.path)
+        return JSONResponse(
+            {"detail": str(exc), "quota": exc.quota, "limit": exc.limit, "retry_after_s": exc.retry_after_s},
+            status_code=429,
+            headers={"Retry-After": str(exc.retry_after_s)},
         )
 
     return app

@@ -24,6 +24,11 @@ class CompanyOut(BaseModel):
     telegram_chat_id: str | None
     language: str
     created_at: datetime
+    # The company's own quota values; null means the setting (ARV_QUOTA_*) applies, 0 unlimited.
+    quota_uploads_per_day: int | None = None
+    quota_compiles_in_flight: int | None = None
+    quota_transcodes_in_flight: int | None = None
+    quota_stored_bytes: int | None = None
 
 
 class ProjectCreate(BaseModel):
@@ -186,3 +191,32 @@ class KeyOut(BaseModel):
 
 class KeyCreated(KeyOut):
     key: str = Field(description="the key itself, shown this once: ARV keeps only its hash")
+
+
+# ---- quotas ---------------------------------------------------------------------------------------
+
+
+class CompanyQuotasUpdate(BaseModel):
+    """The operator's per-company quota values: a number replaces the setting (0 is unlimited), null
+    goes back to the setting, a field left out stays as it is."""
+
+    model_config = ConfigDict(extra="forbid")
+    quota_uploads_per_day: int | None = Field(default=None, ge=0, le=1_000_000)
+    quota_compiles_in_flight: int | None = Field(default=None, ge=0, le=10_000)
+    quota_transcodes_in_flight: int | None = Field(default=None, ge=0, le=10_000)
+    # Up to 1 PiB.
+    quota_stored_bytes: int | None = Field(default=None, ge=0, le=2**50)
+
+
+class QuotaUsageOut(BaseModel):
+    limit: int | None = Field(description="the company's limit; null when unlimited")
+    used: int
+    overridden: bool = Field(description="true when the company has its own limit, not the setting")
+
+
+class CompanyUsageOut(BaseModel):
+    company_id: int
+    uploads_per_day: QuotaUsageOut
+    compiles_in_flight: QuotaUsageOut
+    transcodes_in_flight: QuotaUsageOut
+    stored_bytes: QuotaUsageOut

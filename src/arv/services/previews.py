@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from arv.config import get_settings
 from arv.db.models import ARContent, Job, JobStatus, Portrait, Video
 from arv.jobs import store
-from arv.jobs.kinds import JobKind, JobOutcome, recording, register
+from arv.jobs.kinds import InFlightQuota, JobKind, JobOutcome, recording, register
 from arv.jobs.queues import Queue
 from arv.storage import ObjectNotFound, Storage, get_storage
 
@@ -182,5 +182,7 @@ POSTER = register(
         ),
         permanent_errors=(PreviewInputError,),
         on_failure=lambda session, job, reason: record_poster_failure(session, job.args["video_id"], reason),
+        # ffmpeg's work on a video: the transcodes quota (issue 12's renditions count there too).
+        quota=InFlightQuota.TRANSCODES,
     )
 )

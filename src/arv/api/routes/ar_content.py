@@ -9,7 +9,7 @@ from arv.api.presenters import ar_content_out, video_out
 from arv.api.schemas import ARContentOut, TaskAccepted, VideoOut
 from arv.api.uploads import StoredUntilCommit, read_upload, refused
 from arv.db.models import ARContent, Project, Video
-from arv.services import markers, previews, qr_codes
+from arv.services import markers, previews, qr_codes, quotas
 from arv.services.uploads import UploadRefused, VideoUpload, check_image, sniff_video
 
 router = APIRouter(prefix="/api/ar-content", tags=["ar-content"])
@@ -66,6 +66,13 @@ def create_ar_content(
     except UploadRefused as exc:
         raise refused(exc) from exc
     container = _checked_video(video_data) if video_data is not None else None
+    admitted = quotas.admit_upload(
+        session,
+        project.company_id,
+        settings,
+        size_bytes=len(image_data) + len(video_data or b""),
+        kinds=[markers.COMPILE_CONTENT_MARKER, *([previews.POSTER] if video_data is not None else [])],
+    )
     with StoredUntilCommit(session, storage) as stored:
         content = ARContent(
             company_id=project.company_id,
@@ -75,6 +82,7 @@ def create_ar_content(
             image_content_type=checked.content_type,
             image_width=checked.width,
             image_height=checked.height,
+            image_size_bytes=len(image_data),
             is_active=project.status == "active",
         )
         session.add(content)
@@ -84,6 +92,7 @@ def create_ar_content(
         markers.request_compile(session, content)
         qr_codes.request_qr_code(session, content)
         previews.request_thumbnail(session, content)
+        admitted.confirm()
         session.commit()
     return ar_content_out(content, storage, settings)
 
@@ -105,9 +114,10 @@ def read_ar_content(
     "/{content_id}/generate-marker", status_code=status.HTTP_202_ACCEPTED, response_model=TaskAccepted
 )
 def regenerate_marker(content_id: int, session: SessionDep, principal: CurrentPrincipal) -> TaskAccepted:
-    """Compile again; the marker being served stays until the new one is ready."""
+    """Compile again; the marker being served stays until the new one is ready. A compile of it still
+    queued is the answer (no duplicate); past the company's compile quota, 429."""
     content = get_owned(session, principal, ARContent, content_id, "AR content")
-    job_id = markers.request_compile(session, content)
+    job_id = markers.request_recompile(session, content)
     session.commit()
     return TaskAccepted(task_id=job_id)
 
@@ -124,8 +134,12 @@ def upload_video(
     content = get_owned(session, principal, ARContent, content_id, "AR content")
     data = read_upload(video, limit=settings.max_upload_bytes, field="video")
     container = _checked_video(data)
+    admitted = quotas.admit_upload(
+        session, content.company_id, settings, size_bytes=len(data), kinds=[previews.POSTER]
+    )
     with StoredUntilCommit(session, storage) as stored:
         created = _add_video(session, stored, content, data, container, video.filename if video else None)
+        admitted.confirm()
         session.commit()
     return video_out(created, storage, settings)
 

@@ -2,9 +2,10 @@
 
 from fastapi import APIRouter, HTTPException, status
 
-from arv.api.deps import AdminPrincipal, CurrentPrincipal, SessionDep
-from arv.api.schemas import CompanyCreate, CompanyOut
+from arv.api.deps import AdminPrincipal, CurrentPrincipal, SessionDep, SettingsDep
+from arv.api.schemas import CompanyCreate, CompanyOut, CompanyQuotasUpdate, CompanyUsageOut, QuotaUsageOut
 from arv.db.models import Company
+from arv.services import quotas
 
 router = APIRouter(prefix="/api/companies", tags=["companies"])
 
@@ -23,3 +24,32 @@ def read_company(company_id: int, session: SessionDep, principal: CurrentPrincip
     if company is None or not principal.may_act_for(company.id):
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"there is no company {company_id}")
     return company
+
+
+@router.patch("/{company_id}", response_model=CompanyOut)
+def update_company_quotas(
+    company_id: int, body: CompanyQuotasUpdate, session: SessionDep, _admin: AdminPrincipal
+) -> Company:
+    """Set the company's own quotas (operator only): a number replaces the setting, null restores it."""
+    company = session.get(Company, company_id)
+    if company is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"there is no company {company_id}")
+    for field in body.model_fields_set:
+        setattr(company, field, getattr(body, field))
+    session.commit()
+    return company
+
+
+@router.get("/{company_id}/usage", response_model=CompanyUsageOut)
+def read_company_usage(
+    company_id: int, session: SessionDep, principal: CurrentPrincipal, settings: SettingsDep
+) -> CompanyUsageOut:
+    """Each quota's limit for the company and its current use (uploads today, UTC)."""
+    company = session.get(Company, company_id)
+    if company is None or not principal.may_act_for(company.id):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"there is no company {company_id}")
+    used = {
+        u.quota: QuotaUsageOut(limit=u.limit, used=u.used, overridden=u.overridden)
+        for u in quotas.usage(session, company, settings)
+    }
+    return CompanyUsageOut(company_id=company.id, **used)

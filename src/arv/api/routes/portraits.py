@@ -9,7 +9,7 @@ from arv.api.presenters import portrait_out
 from arv.api.schemas import PortraitOut
 from arv.api.uploads import StoredUntilCommit, read_upload, refused
 from arv.db.models import Portrait
-from arv.services import markers, previews
+from arv.services import markers, previews, quotas
 from arv.services.uploads import UploadRefused, check_image
 
 router = APIRouter(prefix="/api/portraits", tags=["portraits"])
@@ -31,6 +31,9 @@ def upload_portrait(
         image = check_image(data, max_pixels=settings.max_image_pixels, field="file")
     except UploadRefused as exc:
         raise refused(exc) from exc
+    admitted = quotas.admit_upload(
+        session, company.id, settings, size_bytes=len(data), kinds=[markers.COMPILE_PORTRAIT_MARKER]
+    )
     with StoredUntilCommit(session, storage) as stored:
         portrait = Portrait(
             company_id=company.id,
@@ -38,11 +41,13 @@ def upload_portrait(
             image_content_type=image.content_type,
             image_width=image.width,
             image_height=image.height,
+            image_size_bytes=len(data),
         )
         session.add(portrait)
         session.flush()
         markers.request_compile(session, portrait)
         previews.request_thumbnail(session, portrait)
+        admitted.confirm()
         session.commit()
     return portrait_out(portrait, storage, settings)
 
