@@ -3,6 +3,7 @@ PostgreSQL, a local folder and an S3 server; the 410 of a deleted content's page
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,6 +26,7 @@ from tests.conftest import Tenant, apply_env
 from tests.support.camera_feed import playable_video
 from tests.support.images import mp4_bytes, photo_jpeg
 from tests.support.jobs import run_job_here
+from tests.support.platform import wait_until, worker_pool
 from tests.support.viewer import create_content, queued_jobs, run_queued
 
 # Every kind of job that derives an object from an upload, as the upload queues them.
@@ -558,3 +560,39 @@ def test_portraits_and_videos_are_listed_page_by_page(api: TestClient, tenant: T
     assert page_through(api, path, tenant.headers, limit=1) == [[v] for v in sorted(videos, reverse=True)]
     assert api.get(path, params={"limit": 1000}, headers=tenant.headers).status_code == 422
     assert api.get(path, headers=stranger.headers).status_code == 404
+
+
+# ---- how fast, on the production stack ---------------------------------------------------------
+
+
+@pytest.mark.production_stack
+@pytest.mark.parametrize("db_backend", ["postgresql"])
+def test_a_worker_erases_a_deleted_projects_objects_within_seconds(
+    api: TestClient,
+    tenant: Tenant,
+    arv_env: dict[str, str],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Redis broker, S3 (moto), PostgreSQL and a real worker: the objects are gone seconds after the
+    DELETE answers, with nothing run by hand."""
+    clip = playable_video(tmp_path / "clip.mp4", seconds=1.0, container="mp4")
+    created = create_content(api, tenant, photo_jpeg(480, 360, seed=4), clip, video_type="video/mp4")
+    upload_video(api, tenant, created["id"], clip)
+    with worker_pool(arv_env, tmp_path) as pool:
+        pool.start()
+
+        def derived() -> bool:
+            with session_scope() as session:
+                statuses = set(session.scalars(select(Job.status)))
+            return statuses == {JobStatus.SUCCEEDED}
+
+        wait_until(derived, timeout=120, what="every derived object")
+        assert len(stored_keys()) == 9
+        started = time.monotonic()
+        assert api.delete(f"/api/projects/{created['project_id']}", headers=tenant.headers).status_code == 204
+        wait_until(lambda: not stored_keys(), timeout=60, interval=0.05, what="the erasure")
+        took = time.monotonic() - started
+    with capsys.disabled():
+        print(f"\n9 objects of a deleted project erased from S3 by a worker {took:.2f} s after the DELETE")
+    assert took < 10
