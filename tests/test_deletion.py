@@ -3,6 +3,7 @@ PostgreSQL, a local folder and an S3 server; the 410 of a deleted content's page
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -19,6 +20,7 @@ from arv.db.session import get_engine, get_sessionmaker, session_scope
 from arv.jobs import store
 from arv.jobs.kinds import kind_named
 from arv.jobs.runner import RunAgain, _settle_success
+from arv.services import deletion
 from arv.services.deletion import ERASE_OBJECTS, without_video
 from arv.services.notify.outbox import create_notification
 from arv.storage import get_storage
@@ -229,6 +231,40 @@ def test_the_deleted_state_has_words_in_every_language() -> None:
     for language in LANGUAGES:
         html = render_viewer(state="error", reason="deleted", language=language, unique_id="x")
         assert 'data-for="deleted"' in html and "{{" not in html
+
+
+def test_two_deletions_of_one_content_at_once_both_end_well(api: TestClient, tenant: Tenant) -> None:
+    """The second waits for the first's locks, then finds nothing left to delete: no error, one
+    `deleted_contents` row."""
+    created = create_content(api, tenant, photo_jpeg(320, 240), mp4_bytes(), video_type="video/mp4")
+    errors: list[BaseException] = []
+
+    def second() -> None:
+        try:
+            with session_scope() as session:
+                content = session.get(ARContent, created["id"])
+                if content is not None:  # on SQLite the first's write lock makes it wait until it is gone
+                    deletion.delete_ar_content(session, content)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    first = get_sessionmaker()()
+    try:
+        content = first.get(ARContent, created["id"])
+        assert content is not None
+        deletion.delete_ar_content(first, content)
+        racing = threading.Thread(target=second)
+        racing.start()
+        time.sleep(0.5)
+        first.commit()
+    finally:
+        first.close()
+    racing.join(timeout=30)
+    assert not racing.is_alive() and errors == []
+    with session_scope() as session:
+        assert session.scalar(select(func.count()).select_from(DeletedContent)) == 1
+    run_erasure()
+    assert stored_keys() == []
 
 
 # ---- who may delete ------------------------------------------------------------------------------

@@ -35,9 +35,9 @@ from sqlalchemy import (
     ColumnElement,
     Table,
     and_,
+    case,
     delete,
     false,
-    insert,
     literal,
     or_,
     select,
@@ -45,6 +45,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
+from arv.db.dialect import upsert
 from arv.db.models import (
     ARContent,
     Base,
@@ -188,14 +189,12 @@ def _job_condition(scope: dict[Table, ColumnElement[bool]]) -> ColumnElement[boo
         if subject.table not in scope:
             continue
         ids = select(subject.table.c.id).where(scope[subject.table])
+        is_kind = _jobs.c.kind == subject.kind.name
+        # The CASE reads the argument as an integer only in this kind's jobs, whatever order the
+        # database evaluates the conditions in (another kind's "id" need not be a number).
+        subject_id = case((is_kind, _jobs.c.args[subject.id_arg].as_integer()), else_=None)
         matches = [_jobs.c.args[name].as_string() == value for name, value in subject.match]
-        conditions.append(
-            and_(
-                _jobs.c.kind == subject.kind.name,
-                _jobs.c.args[subject.id_arg].as_integer().in_(ids),
-                *matches,
-            )
-        )
+        conditions.append(and_(is_kind, subject_id.in_(ids), *matches))
     companies = _table(Company)
     if companies in scope:
         conditions.append(_jobs.c.company_id.in_(select(companies.c.id).where(scope[companies])))
@@ -222,7 +221,7 @@ def _delete_jobs(session: Session, scope: dict[Table, ColumnElement[bool]], dele
     jobs = _Jobs(running=[job_id for job_id in ids if job_id not in gone])
     for job_id, kind in found:
         if kind in output_keys:
-            (jobs.running_keys if job_id in jobs.running else jobs.keys).add(output_keys[kind](job_id))
+            (jobs.keys if job_id in gone else jobs.running_keys).add(output_keys[kind](job_id))
     deleted.jobs_deleted += len(gone)
     deleted.jobs_running += len(jobs.running)
     return jobs
@@ -255,11 +254,14 @@ def _delete_rows(session: Session, root: Table, where: ColumnElement[bool]) -> D
     if contents in scope:
         for unique_id in session.scalars(select(contents.c.unique_id).where(scope[contents])):
             keys.update(qr_codes.qr_keys_of(unique_id))
+        # A concurrent deletion of the same content may have written its id already.
         session.execute(
-            insert(_table(DeletedContent)).from_select(
+            upsert(session, _table(DeletedContent))
+            .from_select(
                 ["unique_id", "deleted_at"],
                 select(contents.c.unique_id, literal(utcnow(), UTCDateTime())).where(scope[contents]),
             )
+            .on_conflict_do_nothing(index_elements=["unique_id"])
         )
     ordered = [table for table in Base.metadata.sorted_tables if table in scope]
     # Children first, so each table's condition reads parent rows still there; the root comes last.
