@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from arv.config import get_settings
-from arv.db.models import ARContent, Base, DeletedContent, Job, JobStatus, Video
+from arv.db.models import ARContent, Base, Company, DeletedContent, Job, JobStatus, Video
 from arv.db.session import get_engine, get_sessionmaker, session_scope
 from arv.jobs import store
 from arv.jobs.kinds import kind_named
@@ -355,6 +355,48 @@ def test_the_operator_deletes_a_company_with_everything_it_has(
     assert counts["ar_contents"] == 1 and counts["videos"] == 0 and counts["notification_deliveries"] == 0
     assert api.get(f"/api/ar/{created['unique_id']}").status_code == 410
     assert api.get(f"/api/ar-content/{theirs['id']}", headers=other.headers).status_code == 200
+
+
+@pytest.mark.parametrize("db_backend", ["sqlite"])
+def test_a_company_deletion_relies_on_no_cascade_of_the_database(
+    api: TestClient, tenant: Tenant, admin_headers: dict[str, str]
+) -> None:
+    """With SQLite's foreign keys switched off (no ON DELETE CASCADE, no SET NULL), every row still goes."""
+    from sqlalchemy.orm import Session
+
+    created = create_content(api, tenant, photo_jpeg(320, 240), mp4_bytes(), video_type="video/mp4")
+    upload_video(api, tenant, created["id"], mp4_bytes())
+    api.put(
+        f"/api/ar-content/{created['id']}/rotation",
+        json={"rotation_type": "daily", "video_sequence": [created["active_video_id"]]},
+        headers=tenant.headers,
+    )
+    with session_scope() as session:
+        create_notification(
+            session,
+            company_id=tenant.company_id,
+            notification_type="marker_failed",
+            dedupe_key="no-cascade",
+            ar_content_id=created["id"],
+            payload={"reason": "a test", "job_id": "x"},
+        )
+    connection = get_engine().connect()
+    try:
+        connection.connection.dbapi_connection.execute("PRAGMA foreign_keys=OFF")  # type: ignore[union-attr]
+        assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 0
+        connection.rollback()
+        with Session(bind=connection) as session:
+            company = session.get(Company, tenant.company_id)
+            assert company is not None
+            deletion.delete_company(session, company)
+            session.commit()
+    finally:
+        connection.invalidate()  # not back into the pool with its foreign keys off
+        connection.close()
+    left = {table: n for table, n in row_counts().items() if n and table not in {"jobs", "deleted_contents"}}
+    assert left == {"api_keys": 1}  # the operator's
+    with session_scope() as session:
+        assert session.scalar(select(func.count()).select_from(Job).where(Job.company_id.is_not(None))) == 0
 
 
 # ---- videos and rotation -------------------------------------------------------------------------
