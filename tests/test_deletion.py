@@ -15,7 +15,17 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from arv.config import get_settings
-from arv.db.models import ARContent, Base, Company, DeletedContent, Job, JobStatus, Video
+from arv.db.models import (
+    ARContent,
+    Base,
+    Company,
+    DeletedContent,
+    Job,
+    JobStatus,
+    Notification,
+    NotificationDelivery,
+    Video,
+)
 from arv.db.session import get_engine, get_sessionmaker, session_scope
 from arv.jobs import store
 from arv.jobs.kinds import kind_named
@@ -198,6 +208,36 @@ def test_deleting_one_content_leaves_the_others_objects(api: TestClient, tenant:
         assert kept_row is not None
         videos = list(session.scalars(select(Video.storage_key).where(Video.ar_content_id == kept_row.id)))
     assert set(stored_keys()) == kept_keys | set(videos)
+
+
+def test_a_portraits_notifications_go_with_it(api: TestClient, tenant: Tenant) -> None:
+    portraits = [
+        api.post(
+            "/api/portraits/upload",
+            files={"file": ("p.jpg", photo_jpeg(64, 64, seed=i), "image/jpeg")},
+            headers=tenant.headers,
+        ).json()["id"]
+        for i in range(2)
+    ]
+    with session_scope() as session:
+        for portrait_id in portraits:
+            create_notification(
+                session,
+                company_id=tenant.company_id,
+                notification_type="marker_failed",
+                dedupe_key=f"portrait-{portrait_id}",
+                payload={"reason": "too plain", "portrait_id": portrait_id},
+            )
+    assert len(api.get("/api/notifications", headers=tenant.headers).json()) == 2
+    assert api.delete(f"/api/portraits/{portraits[0]}", headers=tenant.headers).status_code == 204
+    left = api.get("/api/notifications", headers=tenant.headers).json()
+    assert [n["id"] for n in left] and all(n["deliveries"] for n in left)
+    with session_scope() as session:
+        payloads = [n.payload for n in session.scalars(select(Notification))]
+        deliveries = session.scalar(select(func.count()).select_from(NotificationDelivery))
+    assert payloads == [{"reason": "too plain", "portrait_id": portraits[1]}] and deliveries == 1
+    # The e-mail of the deleted portrait's notification is not sent: its job went too.
+    assert [kind for kind, _ in jobs_left()].count("deliver_notification") == 1
 
 
 # ---- the public page -----------------------------------------------------------------------------

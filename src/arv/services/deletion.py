@@ -53,7 +53,9 @@ from arv.db.models import (
     DeletedContent,
     Job,
     JobStatus,
+    Notification,
     NotificationDelivery,
+    NotificationType,
     Portrait,
     Project,
     UTCDateTime,
@@ -320,8 +322,32 @@ def delete_ar_content(session: Session, content: ARContent) -> Deleted:
 
 
 def delete_portrait(session: Session, portrait: Portrait) -> Deleted:
+    """Delete a portrait with its jobs and objects, and the notifications about it (which name it in
+    their payload, not by a foreign key)."""
+    notifications = _table(Notification)
+    named = case(
+        (
+            notifications.c.notification_type == NotificationType.MARKER_FAILED,
+            notifications.c.payload["portrait_id"].as_integer(),
+        ),
+        else_=None,
+    )
+    about = _delete_rows(
+        session,
+        notifications,
+        and_(
+            notifications.c.company_id == portrait.company_id,
+            notifications.c.ar_content_id.is_(None),
+            named == portrait.id,
+        ),
+    )
     portraits = _table(Portrait)
-    return _log("portrait", portrait.id, _delete_rows(session, portraits, portraits.c.id == portrait.id))
+    deleted = _delete_rows(session, portraits, portraits.c.id == portrait.id)
+    for table, count in about.rows.items():
+        deleted.rows[table] = deleted.rows.get(table, 0) + count
+    deleted.jobs_deleted += about.jobs_deleted
+    deleted.jobs_running += about.jobs_running
+    return _log("portrait", portrait.id, deleted)
 
 
 def delete_project(session: Session, project: Project) -> Deleted:
