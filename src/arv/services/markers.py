@@ -39,7 +39,12 @@ def get_subject(session: Session, model: MarkerSubject, subject_id: int) -> Port
 def marker_key_for(job: Job) -> str:
     """Each compile writes its own key (job ids are random), so a re-compile never overwrites the
     marker being served, and a retried compile of the same job overwrites only its own output."""
-    return f"markers/{job.id}.mind"
+    return marker_key(job.id)
+
+
+def marker_key(job_id: str) -> str:
+    """The key the compile job `job_id` writes its `.mind` under."""
+    return f"markers/{job_id}.mind"
 
 
 def compile_marker(

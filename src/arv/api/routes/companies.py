@@ -1,11 +1,14 @@
 """Companies: created by the operator; each company reads its own."""
 
-from fastapi import APIRouter, HTTPException, status
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Response, status
 
 from arv.api.deps import AdminPrincipal, CurrentPrincipal, SessionDep, SettingsDep
+from arv.api.paging import id_path
 from arv.api.schemas import CompanyCreate, CompanyOut, CompanyQuotasUpdate, CompanyUsageOut, QuotaUsageOut
 from arv.db.models import Company
-from arv.services import quotas
+from arv.services import deletion, quotas
 
 router = APIRouter(prefix="/api/companies", tags=["companies"])
 
@@ -53,3 +56,19 @@ def read_company_usage(
         for u in quotas.usage(session, company, settings)
     }
     return CompanyUsageOut(company_id=company.id, **used)
+
+
+@router.delete("/{company_id}", status_code=status.HTTP_204_NO_CONTENT)
+def delete_company(
+    company_id: Annotated[int, id_path("company")], session: SessionDep, principal: CurrentPrincipal
+) -> Response:
+    """The operator only: delete the company with everything it has (keys, projects, portraits,
+    notifications, jobs, stored files). Another company's key gets 404, the company's own 403."""
+    company = session.get(Company, company_id)
+    if company is None or not principal.may_act_for(company.id):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"there is no company {company_id}")
+    if not principal.is_admin:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "only the operator's admin key can delete a company")
+    deletion.delete_company(session, company)
+    session.commit()
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

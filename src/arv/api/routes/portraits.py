@@ -2,14 +2,16 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, UploadFile, status
+from fastapi import APIRouter, File, Form, Response, UploadFile, status
+from sqlalchemy import select
 
 from arv.api.deps import CurrentPrincipal, SessionDep, SettingsDep, StorageDep, acting_company, get_owned
+from arv.api.paging import BeforeId, CompanyFilter, Limit, id_path, page
 from arv.api.presenters import portrait_out
 from arv.api.schemas import PortraitOut
 from arv.api.uploads import StoredUntilCommit, read_upload, refused
 from arv.db.models import Portrait
-from arv.services import markers, previews, quotas
+from arv.services import deletion, markers, previews, quotas
 from arv.services.uploads import UploadRefused, check_image
 
 router = APIRouter(prefix="/api/portraits", tags=["portraits"])
@@ -50,6 +52,37 @@ def upload_portrait(
         admitted.confirm()
         session.commit()
     return portrait_out(portrait, storage, settings)
+
+
+@router.get("", response_model=list[PortraitOut])
+def list_portraits(
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    settings: SettingsDep,
+    storage: StorageDep,
+    company_id: CompanyFilter = None,
+    limit: Limit = 50,
+    before_id: BeforeId = None,
+) -> list[PortraitOut]:
+    """The caller's portraits, newest first; page on with `before_id` = the last id of a page."""
+    query = select(Portrait)
+    if not principal.is_admin:
+        query = query.where(Portrait.company_id == principal.company_id)
+    elif company_id is not None:
+        query = query.where(Portrait.company_id == company_id)
+    found = session.scalars(page(query, Portrait.id, limit=limit, before_id=before_id))
+    return [portrait_out(portrait, storage, settings) for portrait in found]
+
+
+@router.delete("/{portrait_id}", status_code=status.HTTP_204_NO_CONTENT)
+def delete_portrait(
+    portrait_id: Annotated[int, id_path("portrait")], session: SessionDep, principal: CurrentPrincipal
+) -> Response:
+    """Delete the portrait with its photo, marker and thumbnail."""
+    portrait = get_owned(session, principal, Portrait, portrait_id, "portrait")
+    deletion.delete_portrait(session, portrait)
+    session.commit()
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.get("/{portrait_id}", response_model=PortraitOut)
