@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from arv.api.deps import CurrentPrincipal, SessionDep, get_owned
 from arv.api.schemas import NotificationOut
 from arv.db.models import DeliveryStatus, Notification, NotificationDelivery, NotificationType
-from arv.services.notify.messages import render_notification
+from arv.services.notify.messages import notification_words
 from arv.services.notify.outbox import resend_failed
 
 router = APIRouter(prefix="/api/notifications", tags=["notifications"])
@@ -95,7 +95,7 @@ def resend_notification(
 
 def _notification_out(session: Session, notification: Notification) -> NotificationOut:
     """`notification` with the words its channels send."""
-    words = render_notification(session, notification)
+    words = notification_words(session, notification)
     return NotificationOut.model_validate(notification).model_copy(
         update={"subject": words.subject, "message": words.text}
     )

@@ -1,10 +1,11 @@
 """The words of a notification: subject, plain text and HTML from Jinja2 templates, the one source of them.
 
-Templates live in `templates/<language>/<notification_type>.{subject.txt,txt,html}`. Every channel and
-the API render a notification with `render_notification`, from its type and the facts of its event that
-its `payload` keeps (the names, the expiry date and the language at the time of the event): so the
-e-mail, the Telegram message and what the API lists say the same, byte for byte, however late or often
-they are rendered, and a rename after the event changes none of them. The periodic passes write those
+Templates live in `templates/<language>/<notification_type>.{subject.txt,txt,html}`. The channels render
+a notification with `render_notification` and the API with `notification_words` (the same without the
+HTML), from its type and the facts of its event that its `payload` keeps (the names, the expiry date
+and the language at the time of the event): so the e-mail, the Telegram message and what the API lists
+say the same, byte for byte, however late or often they are rendered, and a rename after the event
+changes none of them. The periodic passes write those
 facts set-based in SQL and no words: words are never spelled outside the templates. A notification
 written before its payload kept the facts is rendered from the records it names.
 
@@ -53,17 +54,23 @@ _MONTHS = {
 
 
 @dataclass(frozen=True)
-class RenderedMessage:
-    """One notification in words, ready for any channel."""
+class Words:
+    """What a notification says: the API lists these, the e-mail and the chat message send them."""
 
     subject: str
     text: str
-    html: str
 
     @property
     def chat_text(self) -> str:
         """What a chat message says: the subject as its first line, then the text."""
         return f"{self.subject}\n\n{self.text}"
+
+
+@dataclass(frozen=True)
+class RenderedMessage(Words):
+    """One notification in words, ready for any channel: its `Words` and their HTML."""
+
+    html: str
 
 
 def language_of(company: Company) -> str:
@@ -97,6 +104,7 @@ def _environment() -> Environment:
         keep_trailing_newline=False,
         trim_blocks=True,
         lstrip_blocks=True,
+        auto_reload=False,  # the templates ship with the package: no file check at each render
     )
     env.filters["plural_ru"] = plural_ru
     return env
@@ -109,17 +117,26 @@ def has_templates(notification_type: str) -> bool:
 def render(notification_type: str, language: str, context: dict[str, Any]) -> RenderedMessage:
     """The message of `notification_type` in `language` (English when there is no such language);
     the text values of `context` are put on one line first."""
-    env = _environment()
+    words = render_words(notification_type, language, context)
+    return RenderedMessage(words.subject, words.text, _part(notification_type, language, "html", context))
+
+
+def render_words(notification_type: str, language: str, context: dict[str, Any]) -> Words:
+    """The subject and text of `render`, without the HTML."""
+    return Words(
+        _part(notification_type, language, "subject.txt", context),
+        _part(notification_type, language, "txt", context),
+    )
+
+
+def _part(notification_type: str, language: str, suffix: str, context: dict[str, Any]) -> str:
     language = language if language in LANGUAGES else DEFAULT_LANGUAGE
     flat = {name: one_line(value) if isinstance(value, str) else value for name, value in context.items()}
-
-    def one(suffix: str) -> str:
-        return env.get_template(f"{language}/{notification_type}.{suffix}").render(**flat).strip()
-
     try:
-        return RenderedMessage(subject=one("subject.txt"), text=one("txt"), html=one("html"))
+        template = _environment().get_template(f"{language}/{notification_type}.{suffix}")
     except TemplateNotFound as exc:
         raise ValueError(f"no templates for notification type {notification_type!r}") from exc
+    return template.render(**flat).strip()
 
 
 def timestamp_fact(value: datetime) -> str:
@@ -176,7 +193,17 @@ def facts_of(session: Session, notification: Notification) -> dict[str, Any]:
 
 
 def render_notification(session: Session, notification: Notification) -> RenderedMessage:
-    """The words of `notification`, the same for every channel and for the API."""
+    """The words of `notification` with their HTML, as every channel sends them."""
+    return render(*_template_input(session, notification))
+
+
+def notification_words(session: Session, notification: Notification) -> Words:
+    """The words of `notification` as `render_notification` gives them, without rendering the HTML."""
+    return render_words(*_template_input(session, notification))
+
+
+def _template_input(session: Session, notification: Notification) -> tuple[str, str, dict[str, Any]]:
+    """The type, language and template context of `notification`."""
     facts = facts_of(session, notification)
     expires_at = datetime.fromisoformat(facts["expires_at"]) if facts["expires_at"] else None
     days_left = None
@@ -195,4 +222,4 @@ def render_notification(session: Session, notification: Notification) -> Rendere
         "portrait_id": facts["portrait_id"],
         "reason": facts["reason"],
     }
-    return render(notification.notification_type, language, context)
+    return notification.notification_type, language, context
