@@ -323,6 +323,7 @@ def rotate_scheduled_videos(
     Three statements whatever the number of due schedules: read them (locked, skipping rows another
     worker holds, on PostgreSQL), write every schedule, switch every content's video. Only the next
     slot is computed in Python, once per distinct rule.
+    A schedule whose stored rule cannot run any more is stopped (one more statement, only then).
     """
     now = now or utcnow()
     chooser = chooser or random.Random()
