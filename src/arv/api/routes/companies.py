@@ -38,7 +38,7 @@ def read_company(company_id: IdPath, session: SessionDep, principal: CurrentPrin
 
 @router.patch("/{company_id}", response_model=CompanyOut)
 def update_company_quotas(
-    company_id: int, body: CompanyQuotasUpdate, session: SessionDep, _admin: AdminPrincipal
+    company_id: IdPath, body: CompanyQuotasUpdate, session: SessionDep, _admin: AdminPrincipal
 ) -> Company:
     """Set the company's own quotas (operator only): a number replaces the setting, null restores it."""
     company = session.get(Company, company_id)
@@ -52,7 +52,7 @@ def update_company_quotas(
 
 @router.get("/{company_id}/usage", response_model=CompanyUsageOut)
 def read_company_usage(
-    company_id: int, session: SessionDep, principal: CurrentPrincipal, settings: SettingsDep
+    company_id: IdPath, session: SessionDep, principal: CurrentPrincipal, settings: SettingsDep
 ) -> CompanyUsageOut:
     """Each quota's limit for the company and its current use (uploads today, UTC)."""
     company = session.get(Company, company_id)
