@@ -53,6 +53,31 @@ def test_ids_out_of_range_in_paths_are_refused(api: TestClient, tenant: Tenant) 
     assert api.get(f"/api/projects/{2**31 - 1}", headers=h).status_code == 404
 
 
+def test_every_integer_path_parameter_of_the_schema_is_bounded(
+    api: TestClient, admin_headers: dict[str, str]
+) -> None:
+    """Read from the app's own schema, so a route added later is covered too."""
+    paths = api.get("/openapi.json").json()["paths"]
+    checked = 0
+    for template, operations in paths.items():
+        for method, operation in operations.items():
+            params = [p for p in operation.get("parameters", []) if p["in"] == "path"]
+            ints = [p["name"] for p in params if p["schema"].get("type") == "integer"]
+            if not ints:
+                continue
+            for name in ints:
+                schema = next(p["schema"] for p in params if p["name"] == name)
+                assert (schema.get("minimum"), schema.get("maximum")) == (1, 2**31 - 1), (template, name)
+            for big in (BIG, PG_OVERFLOW):
+                url = template
+                for p in params:
+                    url = url.replace("{" + p["name"] + "}", big if p["name"] in ints else "x")
+                response = api.request(method.upper(), url, json={}, headers=admin_headers)
+                assert response.status_code == 422, (method, url, response.text)
+            checked += 1
+    assert checked >= 19  # the operations with an id in their path, when this test was written
+
+
 def test_ids_out_of_range_in_queries_bodies_and_forms_are_refused(
     api: TestClient, tenant: Tenant, admin_headers: dict[str, str]
 ) -> None:
