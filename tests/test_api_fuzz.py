@@ -12,7 +12,7 @@ from tests.conftest import apply_env
 from tests.support.fuzz import FUZZ_ENV, fuzz, seed_records
 
 # Per operation and mode (data fitting the schema, data breaking it): kept small for `make test`.
-EXAMPLES = 15
+EXAMPLES = 30
 
 
 @pytest.fixture
