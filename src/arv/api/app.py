@@ -28,6 +28,7 @@ from arv.api.routes import (
     tasks,
     viewer,
 )
+from arv.api.security import SecurityHeaders
 from arv.api.uploads import ENVELOPE_BYTES, BodySizeLimit
 from arv.config import get_settings
 from arv.logging import configure_logging
@@ -78,6 +79,8 @@ def create_app() -> FastAPI:
         app.include_router(router)
     app.middleware("http")(count_requests)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_upload_bytes + ENVELOPE_BYTES)
+    # Hardening (issue 11): headers on every answer, whoever made it (a 401, a 413 included).
+    app.add_middleware(SecurityHeaders)
     # The broker's Celery app, built now: through it the job layer publishes the API's wake-ups.
     get_celery_app()
 
