@@ -125,6 +125,17 @@ class Settings(BaseSettings):
 
     default_notify_before_expiry_days: int = Field(default=7, ge=0)
 
+    # ---- slow clients (issue 11, hardening) ----
+    # A request's headers must be complete this long after its first byte (or the connection's
+    # opening), else 408 and the connection is closed: uvicorn alone never cuts off a slowloris.
+    http_header_timeout_s: float = Field(default=10.0, gt=0)
+    # Each piece of a request body must arrive within this long of the previous one, else 408.
+    http_body_timeout_s: float = Field(default=30.0, gt=0)
+    # An idle kept-alive connection is closed after this long (uvicorn's timeout_keep_alive).
+    http_keep_alive_timeout_s: int = Field(default=5, ge=1)
+    # Past this many open connections and requests in one API process, new requests get 503.
+    http_max_connections: int = Field(default=1000, ge=1)
+
     @model_validator(mode="after")
     def _heartbeat_renews_in_time(self) -> Settings:
         if not 0 < self.job_heartbeat_s <= self.job_lease_s / 2:

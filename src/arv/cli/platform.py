@@ -35,6 +35,8 @@ def api(
     """Serve the HTTP API."""
     import uvicorn
 
+    from arv.api.slow_clients import uvicorn_options
+
     settings = get_settings()
     uvicorn.run(
         "arv.api.app:create_app",
@@ -44,6 +46,7 @@ def api(
         workers=workers,
         log_level=settings.log_level.lower(),
         access_log=False,
+        **uvicorn_options(),
     )
 
 
