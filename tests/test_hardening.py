@@ -306,6 +306,13 @@ def test_each_part_makes_its_files_private_even_in_a_process_with_an_open_umask(
     assert {"secret_key", "arv.db", "storage/images/a/b/photo.jpg", "broker/queue"} <= made, made
     assert "arv.db-wal" in made or "arv.db-shm" in made, made
     assert _modes_open_to_others(tmp_path / "fresh") == []
+    # An older install's key and data folder, readable by all, are closed at the next start.
+    (data / "secret_key").chmod(0o644)
+    data.chmod(0o755)
+    apply_env({"ARV_DATA_DIR": str(data), "ARV_SECRET_KEY": ""}, monkeypatch)
+    settings_signing_key(get_settings())
+    upgrade_database()
+    assert _modes_open_to_others(tmp_path / "fresh") == []
 
 
 def test_a_fresh_data_folder_under_arv_run_holds_nothing_anyone_else_can_read(tmp_path: Path) -> None:

@@ -22,12 +22,18 @@ def owner_only_umask() -> None:
     os.umask(OWNER_ONLY_UMASK)
 
 
-def private_dir(path: Path) -> Path:
-    """`path` as a folder of mode 0700, with any missing parent created 0700 too."""
+def _make_missing(path: Path) -> None:
+    """Create `path` and any missing parent with mode 0700; leave existing folders as they are."""
     for missing in reversed([p for p in (path, *path.parents) if not p.exists()]):
         with suppress(FileExistsError):  # another process made it meanwhile
             missing.mkdir(mode=PRIVATE_DIR_MODE)
-    # A folder that existed already (an older install) is closed too; one that is not ours stays as it is.
+
+
+def private_dir(path: Path) -> Path:
+    """`path` as a folder of mode 0700 (one of ARV's own: the data folder, the storage root, a broker
+    folder), with any missing parent created 0700 too. One that existed already (an older install) is
+    closed as well; one that is not ours to change stays as it is."""
+    _make_missing(path)
     with suppress(PermissionError):
         if path.stat().st_mode & 0o777 != PRIVATE_DIR_MODE:
             path.chmod(PRIVATE_DIR_MODE)
@@ -35,10 +41,10 @@ def private_dir(path: Path) -> Path:
 
 
 def private_file(path: Path) -> Path:
-    """`path` as a file of mode 0600: created empty when missing, its mode closed when it exists."""
-    private_dir(path.parent)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT, PRIVATE_FILE_MODE)
-    os.close(fd)
+    """`path` as a file of mode 0600: created empty when missing, its mode closed when it exists. Its
+    folder is created when missing, never changed (a database may live in a folder of its own)."""
+    _make_missing(path.parent)
+    os.close(os.open(path, os.O_RDONLY | os.O_CREAT, PRIVATE_FILE_MODE))
     with suppress(PermissionError):
         if path.stat().st_mode & 0o777 != PRIVATE_FILE_MODE:
             path.chmod(PRIVATE_FILE_MODE)
@@ -47,7 +53,7 @@ def private_file(path: Path) -> Path:
 
 def write_private(path: Path, data: bytes) -> None:
     """Write `data` to `path` atomically (a temporary file, then rename), with mode 0600 from the start."""
-    private_dir(path.parent)
+    _make_missing(path.parent)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_FILE_MODE)
     os.fchmod(fd, PRIVATE_FILE_MODE)  # a leftover of a crashed write keeps its old mode otherwise
