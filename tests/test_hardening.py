@@ -403,9 +403,9 @@ def served(arv_env: dict[str, str], tmp_path: Path) -> Iterator[tuple[int, str]]
 
 
 def _until_closed(
-    sock: socket.socket, *, drip: bytes = b"", every_s: float = 0.25, limit_s: float = 10
+    sock: socket.socket, *, drip: bytes = b"", step: int = 1, every_s: float = 0.25, limit_s: float = 10
 ) -> bytes:
-    """Send `drip` a byte at a time every `every_s` while reading; return what came back once the server
+    """Send `drip`, `step` bytes every `every_s`, while reading; return what came back once the server
     closed the connection (or `limit_s` passed)."""
     sock.settimeout(every_s)
     received = b""
@@ -413,9 +413,10 @@ def _until_closed(
     position = 0
     while time.monotonic() - started < limit_s:
         if drip:
+            start = position % len(drip)
             with suppress(OSError):
-                sock.send(drip[position % len(drip) : position % len(drip) + 1])
-            position += 1
+                sock.send(drip[start : start + step])
+            position += step
         try:
             chunk = sock.recv(65536)
         except TimeoutError:
@@ -448,6 +449,20 @@ def test_a_client_sending_its_headers_a_byte_at_a_time_is_cut_off(served: tuple[
             sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
             time.sleep(1.5)  # longer than the header deadline: it runs from a request's first byte only
             assert sock.recv(65536).startswith(b"HTTP/1.1 "), "served"
+
+
+@SQLITE
+def test_headers_past_the_size_bound_get_431_at_once(served: tuple[int, str]) -> None:
+    port, _ = served
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        started = time.monotonic()
+        huge = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 1024 * 1024
+        answer = _until_closed(sock, drip=huge, step=8192, every_s=0.005)
+    assert answer.startswith(b"HTTP/1.1 431 "), answer
+    assert time.monotonic() - started < 1, "refused when the bound was passed, not at the deadline"
+    # Headers under the bound are served.
+    big = httpx.get(f"http://127.0.0.1:{port}/healthz", headers={"X-Big": "a" * 30_000})
+    assert big.status_code in (200, 503)
 
 
 @SQLITE

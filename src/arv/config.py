@@ -129,6 +129,8 @@ class Settings(BaseSettings):
     # A request's headers must be complete this long after its first byte (or the connection's
     # opening), else 408 and the connection is closed: uvicorn alone never cuts off a slowloris.
     http_header_timeout_s: float = Field(default=10.0, gt=0)
+    # A request's headers larger than this are refused with 431 (uvicorn's httptools has no bound).
+    http_max_header_bytes: int = Field(default=65536, ge=1024)
     # Each piece of a request body must arrive within this long of the previous one, else 408.
     http_body_timeout_s: float = Field(default=30.0, gt=0)
     # An idle kept-alive connection is closed after this long (uvicorn's timeout_keep_alive).

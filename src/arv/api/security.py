@@ -3,8 +3,9 @@
 Every answer gets `X-Content-Type-Options: nosniff` and `Referrer-Policy: no-referrer`. Anything that
 is not a page (JSON, images, downloads) also gets a CSP that lets nothing run and sandboxes the answer,
 so that a stored SVG or HTML opened from a link can never act as a page of this origin. A page sets
-its own CSP with `page_headers` (the viewer's lets in its own scripts, the storage's media and the
-camera); a page that sets none (the API docs) still cannot be framed and has every feature off.
+its own CSP (`viewer_page_headers`: the viewer's own scripts, the storage's media, the camera); a
+page that sets none (the API docs) still cannot be framed and has every feature off. Every answer also
+gets `X-Frame-Options: DENY`, for browsers that predate `frame-ancestors`.
 """
 
 from __future__ import annotations

@@ -4,8 +4,9 @@ uvicorn arms its keep-alive timer only after a response: a client that connects 
 headers a byte at a time (slowloris), or never sends any, holds its connection for ever. Its HTTP
 protocols are subclassed here so that a request's headers must be complete within
 ARV_HTTP_HEADER_TIMEOUT_S of the connection's opening (or of the first byte of the next request on a
-kept-alive connection), else the answer is 408 and the connection is closed. Headers are parsed before
-the ASGI application sees anything, so this cannot be done in a middleware.
+kept-alive connection), else the answer is 408 and the connection is closed; and headers larger than
+ARV_HTTP_MAX_HEADER_BYTES get 431 (httptools itself takes any size). Headers are parsed before the ASGI
+application sees anything, so this cannot be done in a middleware.
 
 The body is read by the application: `BodyReadTimeout` answers 408 when a piece of it takes longer
 than ARV_HTTP_BODY_TIMEOUT_S to arrive after the previous one (a slow phone uploading 50 MB is fine as
@@ -23,23 +24,36 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from arv.config import get_settings
 
-HEADER_TIMEOUT_BODY = b"the request headers took too long to arrive\n"
-HEADER_TIMEOUT_RESPONSE = (
-    b"HTTP/1.1 408 Request Timeout\r\n"
-    b"content-type: text/plain; charset=utf-8\r\n"
-    b"content-length: " + str(len(HEADER_TIMEOUT_BODY)).encode() + b"\r\n"
-    b"x-content-type-options: nosniff\r\n"
-    b"connection: close\r\n\r\n" + HEADER_TIMEOUT_BODY
+
+def _refusal(status: bytes, words: bytes) -> bytes:
+    """A whole HTTP/1.1 answer that closes the connection, written before any ASGI app is involved."""
+    return (
+        b"HTTP/1.1 " + status + b"\r\n"
+        b"content-type: text/plain; charset=utf-8\r\n"
+        b"content-length: " + str(len(words)).encode() + b"\r\n"
+        b"x-content-type-options: nosniff\r\n"
+        b"connection: close\r\n\r\n" + words
+    )
+
+
+HEADER_TIMEOUT_RESPONSE = _refusal(b"408 Request Timeout", b"the request headers took too long to arrive\n")
+HEADERS_TOO_LARGE_RESPONSE = _refusal(
+    b"431 Request Header Fields Too Large", b"the request headers are too large\n"
 )
 
 
 class HeaderDeadline:
-    """The header deadline of one connection; its protocol calls the three hooks."""
+    """The header deadline of one connection, and the bound on its headers' size (httptools has none:
+    uvicorn alone takes megabytes of headers); its protocol calls the hooks."""
 
     def __init__(self, protocol: HttpToolsProtocol) -> None:
         self.protocol = protocol
-        self.timeout_s = get_settings().http_header_timeout_s
+        settings = get_settings()
+        self.timeout_s = settings.http_header_timeout_s
+        self.max_bytes = settings.http_max_header_bytes
         self.timer: asyncio.TimerHandle | None = None
+        # Bytes received since the current request's first byte, while its headers are incomplete.
+        self.received = 0
 
     def _awaiting_request(self) -> bool:
         cycle = self.protocol.cycle
@@ -50,6 +64,7 @@ class HeaderDeadline:
             self.timer = self.protocol.loop.call_later(self.timeout_s, self._passed)
 
     def cancel(self) -> None:
+        self.received = 0
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
@@ -57,18 +72,27 @@ class HeaderDeadline:
     def feed(self, data: bytes, feed: Any) -> None:
         """Pass `data` to the parser (`feed`); the clock runs from the first byte of a request to the
         end of its headers, which is when the protocol starts a new request cycle."""
-        if self._awaiting_request():
+        awaiting = self._awaiting_request()
+        if awaiting:
             self.arm()
+            self.received += len(data)
         before = self.protocol.cycle
         feed(data)
         if self.protocol.cycle is not before:
             self.cancel()
+        elif awaiting and self.received > self.max_bytes:
+            self._refuse(HEADERS_TOO_LARGE_RESPONSE)
 
     def _passed(self) -> None:
         self.timer = None
+        if self._awaiting_request():
+            self._refuse(HEADER_TIMEOUT_RESPONSE)
+
+    def _refuse(self, response: bytes) -> None:
+        self.cancel()
         transport = self.protocol.transport
-        if self._awaiting_request() and not transport.is_closing():
-            transport.write(HEADER_TIMEOUT_RESPONSE)
+        if not transport.is_closing():
+            transport.write(response)
             transport.close()
 
 

@@ -15,7 +15,7 @@ from fastapi.security import HTTPAuthorizationCredentials
 
 from arv.api.deps import bearer
 from arv.config import get_settings
-from arv.db.session import get_engine, get_sessionmaker
+from arv.db.session import get_engine, session_scope
 from arv.jobs import task_runs
 from arv.jobs.sweep import SWEEP_TASK
 from arv.services.auth import resolve_key
@@ -47,7 +47,7 @@ def _is_operator(credentials: HTTPAuthorizationCredentials | None) -> bool:
     if credentials is None or credentials.scheme.lower() != "bearer":
         return False
     try:
-        with get_sessionmaker()() as session:
+        with session_scope() as session:  # committed: a key's use is noted like anywhere else
             principal = resolve_key(session, credentials.credentials)
     except Exception:  # noqa: BLE001 - the database check reports the failure
         return False
