@@ -137,6 +137,19 @@ class Settings(BaseSettings):
     # Bytes of uploaded images and videos kept in storage (derived files are not counted): 50 GiB.
     quota_stored_bytes: int = Field(default=50 * 1024**3, ge=0)
 
+    # ---- slow clients (issue 11, hardening) ----
+    # A request's headers must be complete this long after its first byte (or the connection's
+    # opening), else 408 and the connection is closed: uvicorn alone never cuts off a slowloris.
+    http_header_timeout_s: float = Field(default=10.0, gt=0)
+    # A request's headers larger than this are refused with 431 (uvicorn's httptools has no bound).
+    http_max_header_bytes: int = Field(default=65536, ge=1024)
+    # Each piece of a request body must arrive within this long of the previous one, else 408.
+    http_body_timeout_s: float = Field(default=30.0, gt=0)
+    # An idle kept-alive connection is closed after this long (uvicorn's timeout_keep_alive).
+    http_keep_alive_timeout_s: int = Field(default=5, ge=1)
+    # Past this many open connections and requests in one API process, new requests get 503.
+    http_max_connections: int = Field(default=1000, ge=1)
+
     @model_validator(mode="after")
     def _heartbeat_renews_in_time(self) -> Settings:
         if not 0 < self.job_heartbeat_s <= self.job_lease_s / 2:

@@ -8,6 +8,7 @@ from arv.api.deps import CurrentPrincipal, SessionDep, StorageDep, get_owned
 from arv.db.models import ARContent, Portrait, Video
 from arv.services import previews
 from arv.storage import ObjectNotFound, Storage
+from arv.storage.base import content_disposition
 
 router = APIRouter(tags=["previews"])
 
@@ -21,7 +22,8 @@ def _jpeg(storage: Storage, key: str | None, pending: str) -> Response:
     if key is None:
         raise missing
     try:
-        return Response(storage.get(key), media_type="image/jpeg", headers=CACHE)
+        headers = {**CACHE, "Content-Disposition": content_disposition(key, "image/jpeg")}
+        return Response(storage.get(key), media_type="image/jpeg", headers=headers)
     except ObjectNotFound as exc:
         raise missing from exc
 
