@@ -8,6 +8,9 @@ that PNG compresses it as it does a poster (issue 11's 7700 x 7700 PNG was 225 K
 from __future__ import annotations
 
 import io
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import cv2
@@ -107,7 +110,7 @@ _STAGES = {
 STAGES = tuple(_STAGES)
 
 _CHILD = """
-import json, resource, sys
+import json, sys
 from arv.config import get_settings
 settings = get_settings()
 {imports}
@@ -117,7 +120,8 @@ try:
     outcome = "ok"
 except Exception as error:
     outcome = f"{{type(error).__name__}}: {{error}}"
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+# VmHWM, not getrusage's ru_maxrss: Linux carries ru_maxrss over from the parent through fork and exec.
+peak = next(int(line.split()[1]) * 1024 for line in open("/proc/self/status") if line.startswith("VmHWM:"))
 print(json.dumps({{"peak_bytes": peak, "outcome": outcome}}))
 """
 
@@ -125,10 +129,6 @@ print(json.dumps({{"peak_bytes": peak, "outcome": outcome}}))
 def peak_memory(stage: str, path: Path, *, env: dict[str, str] | None = None) -> tuple[int, str]:
     """Peak resident memory (bytes) of a fresh Python process that runs `stage` on the file, and the
     outcome (``ok`` or the exception). The interpreter's own share (imports) is included."""
-    import json
-    import subprocess
-    import sys
-
     imports, call = _STAGES[stage]
     done = subprocess.run(
         [sys.executable, "-c", _CHILD.format(imports=imports, call=call), str(path)],
