@@ -36,11 +36,15 @@ def big_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "progressive JPEG at ARV_MAX_IMAGE_PIXELS": big_images.max_pixels_jpeg(
             folder / "limit.jpg", get_settings().max_image_pixels
         ),
+        "RGBA WebP at the WebP limit": big_images.webp_at_its_limit(
+            folder / "limit.webp", get_settings().max_image_pixels
+        ),
     }
 
 
 @pytest.mark.parametrize("case", ["7700 x 7700 RGBA PNG", "12 MP progressive JPEG",
-                                  "progressive JPEG at ARV_MAX_IMAGE_PIXELS"])  # fmt: skip
+                                  "progressive JPEG at ARV_MAX_IMAGE_PIXELS",
+                                  "RGBA WebP at the WebP limit"])  # fmt: skip
 @pytest.mark.parametrize("stage", big_images.STAGES)
 def test_an_accepted_image_is_handled_within_600_mb(
     big_files: dict[str, Path], case: str, stage: str
@@ -186,3 +190,19 @@ def test_a_cut_short_jpeg_is_refused_though_it_is_decoded_at_an_eighth(progressi
     assert check_image(data, max_pixels=10**7).width == 1600
     with pytest.raises(UploadRefused, match="truncated or damaged"):
         check_image(data[: len(data) * 2 // 3], max_pixels=10**7)
+
+
+def test_a_webp_over_a_quarter_of_the_limit_is_refused_at_upload_and_by_the_compiler() -> None:
+    from arv.mindar import ImageTooLargeError, compile_targets
+
+    picture = Image.fromarray(np.asarray(photo(400, 300, seed=7)))
+    data = _encoded(picture, "WEBP", quality=80)
+
+    assert check_image(data, max_pixels=4 * 400 * 300).content_type == "image/webp"
+    assert compile_targets([data], max_pixels=4 * 400 * 300).reports[0].width == 400
+    with pytest.raises(UploadRefused, match="limit of 119999 for WebP images") as refused:
+        check_image(data, max_pixels=4 * 400 * 300 - 4)
+    assert refused.value.status_code == 413
+    with pytest.raises(ImageTooLargeError, match="limit of 0.1 MP for WebP images"):
+        compile_targets([data], max_pixels=4 * 400 * 300 - 4)
+    assert check_image(_encoded(picture, "PNG"), max_pixels=400 * 300).width == 400

@@ -91,6 +91,17 @@ def max_pixels_jpeg(path: Path, max_pixels: int) -> Path:
     return path
 
 
+def webp_at_its_limit(path: Path, max_pixels: int) -> Path:
+    """A lossy RGBA WebP with as many pixels as the WebP limit allows (a quarter of `max_pixels`)."""
+    from arv.mindar.limits import pixel_limit
+
+    width, height = max_pixels_size(pixel_limit("WEBP", max_pixels))
+    Image.fromarray(picture(width, height, seed=14, alpha=True)).save(
+        path, format="WEBP", quality=60, method=0
+    )
+    return path
+
+
 # What a fresh process runs for each stage, exactly as the product does: the upload check in the API,
 # the thumbnail job, and the marker job's compile (markers.compile_marker calls compile_targets so).
 _STAGES = {

@@ -23,7 +23,7 @@ from arv.mindar.errors import (
     TruncatedImageError,
     UnsupportedImageFormatError,
 )
-from arv.mindar.limits import DEFAULT_MAX_PIXELS
+from arv.mindar.limits import COSTLY_FORMATS, DEFAULT_MAX_PIXELS, pixel_limit
 
 ImageSource = str | os.PathLike | bytes | bytearray | memoryview | np.ndarray
 
@@ -126,11 +126,16 @@ def _close(handle: BinaryIO | None) -> None:
         handle.close()
 
 
-def _check_dimensions(width: int, height: int, *, max_pixels: int, label: str) -> None:
-    if width * height > max_pixels:
+def _check_dimensions(
+    width: int, height: int, *, max_pixels: int, label: str, image_format: str | None = None
+) -> None:
+    limit = pixel_limit(image_format, max_pixels)
+    if width * height > limit:
+        costly = COSTLY_FORMATS.get(image_format or "")
+        advice = f" for {costly.name} images (save it as JPEG or PNG)" if costly else ""
         raise ImageTooLargeError(
             f"the image is {width} x {height} px ({width * height / 1e6:.1f} MP), "
-            f"more than the limit of {max_pixels / 1e6:.1f} MP",
+            f"more than the limit of {limit / 1e6:.1f} MP{advice}",
             source=label,
         )
     if min(width, height) < MIN_SHORTEST_SIDE:
@@ -365,7 +370,7 @@ def load_target_image(
     image, handle = _open(source, label)
     try:
         width, height = image.size
-        _check_dimensions(width, height, max_pixels=max_pixels, label=label)
+        _check_dimensions(width, height, max_pixels=max_pixels, label=label, image_format=image.format)
         if working_side and image.format in ("JPEG", "MPO") and min(width, height) > working_side:
             factor = working_side / min(width, height)
             image.draft(image.mode, (math.ceil(width * factor), math.ceil(height * factor)))

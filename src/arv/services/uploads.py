@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 from PIL import Image, UnidentifiedImageError
 
+from arv.mindar.limits import COSTLY_FORMATS, pixel_limit
+
 # Formats a phone or a camera produces; anything else is refused before it is stored.
 IMAGE_FORMATS = {
     "JPEG": "image/jpeg",
@@ -65,10 +67,15 @@ def check_image(data: bytes, *, max_pixels: int, field: str = "image") -> ImageU
         raise UploadRefused(
             f"the {field} is not an image this service reads (JPEG, PNG, WebP, TIFF, BMP, GIF)", 415
         )
-    if width * height > max_pixels:
+    # The compiler's own limit for the format (lower for formats costly to decode), so an image accepted
+    # here is never refused by the marker job for its size.
+    limit = pixel_limit(fmt, max_pixels)
+    if width * height > limit:
+        costly = COSTLY_FORMATS.get(fmt)
+        advice = f" for {costly.name} images; scale it down or save it as JPEG or PNG" if costly else ""
         raise UploadRefused(
             f"the {field} claims {width} x {height} = {width * height} pixels, more than the limit of "
-            f"{max_pixels}; scale it down",
+            f"{limit}{advice or '; scale it down'}",
             413,
         )
     try:
