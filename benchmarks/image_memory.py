@@ -5,15 +5,15 @@ Run from the repository root:
     .venv/bin/python -m benchmarks.image_memory [--baseline-src PATH]
 
 Each case is made here, deterministically: issue 11's 7700 x 7700 RGBA PNG (a drawing, so it
-compresses to a few MB), a 12 MP (4000 x 3000) progressive JPEG, a progressive JPEG with as many
-pixels as ARV_MAX_IMAGE_PIXELS allows, colour not subsampled (the largest coefficient buffer libjpeg
-keeps), and an RGBA WebP at the WebP limit (a quarter of it: see arv.mindar.limits). Each stage runs
-in a fresh process exactly as the product runs it (tests/support/big_images.py: `check_image` as the
-API does, `thumbnail_jpeg` as the thumbnail job does, `compile_targets` as the marker job does) and
-its peak resident memory (VmHWM, the interpreter's own share included) is printed beside the 600 MB
-target. With --baseline-src, the same stages also run on another checkout's `src` folder (e.g.
-`git worktree add /tmp/arv-before <commit>` then `--baseline-src /tmp/arv-before/src`), printed as
-the "before" column.
+compresses to a few MB), a 12 MP (4000 x 3000) progressive JPEG, progressive JPEGs with as many
+pixels as ARV_MAX_IMAGE_PIXELS allows, in RGB without colour subsampling and in CMYK (the largest
+coefficient buffers libjpeg keeps: 6 and 8 bytes a pixel), and an RGBA WebP at the WebP limit (a
+quarter of it: see arv.mindar.limits). Each stage runs in a fresh process exactly as the product runs
+it (tests/support/big_images.py: `check_image` as the API does, `thumbnail_jpeg` as the thumbnail job
+does, `compile_targets` as the marker job does) and its peak resident memory (VmHWM, the
+interpreter's own share included) is printed beside the 600 MB target. With --baseline-src, the same
+stages also run on another checkout's `src` folder (e.g. `git worktree add /tmp/arv-before <commit>`
+then `--baseline-src /tmp/arv-before/src`), printed as the "before" column.
 """
 
 from __future__ import annotations
@@ -44,6 +44,9 @@ def _cases(folder: Path) -> dict[str, Path]:
         "12 MP progressive JPEG": big_images.phone_progressive_jpeg(folder / "phone.jpg"),
         f"{width} x {height} progressive JPEG ({limit / 1e6:.0f} MP limit)": big_images.max_pixels_jpeg(
             folder / "limit.jpg", limit
+        ),
+        f"{width} x {height} progressive CMYK JPEG": big_images.max_pixels_cmyk_jpeg(
+            folder / "cmyk.jpg", limit
         ),
         f"RGBA WebP at the WebP limit ({pixel_limit('WEBP', limit) / 1e6:.0f} MP)": (
             big_images.webp_at_its_limit(folder / "limit.webp", limit)

@@ -91,6 +91,15 @@ def max_pixels_jpeg(path: Path, max_pixels: int) -> Path:
     return path
 
 
+def max_pixels_cmyk_jpeg(path: Path, max_pixels: int) -> Path:
+    """A progressive CMYK JPEG (4:4:4, as CMYK always is) with as many pixels as the limit allows:
+    four components of coefficients, the largest buffer libjpeg keeps for any accepted JPEG."""
+    width, height = max_pixels_size(max_pixels)
+    image = Image.fromarray(picture(width, height, seed=15, noise=16)).convert("CMYK")
+    image.save(path, format="JPEG", quality=85, progressive=True)
+    return path
+
+
 def webp_at_its_limit(path: Path, max_pixels: int) -> Path:
     """A lossy RGBA WebP with as many pixels as the WebP limit allows (a quarter of `max_pixels`)."""
     from arv.mindar.limits import pixel_limit
