@@ -27,16 +27,17 @@ from tests.support.images import photo
 PEAK_LIMIT_BYTES = 600 * 1024 * 1024
 
 
-# The largest JPEG accepted is a progressive CMYK one at the pixel limit: libjpeg keeps all four
-# components' coefficients (8 bytes a pixel) whatever the scale it decodes at. (An RGB one without
-# colour subsampling keeps 6 bytes a pixel; benchmarks/image_memory.py measures it too.)
+# The costliest JPEG accepted is a progressive CMYK one at its limit (three quarters of
+# ARV_MAX_IMAGE_PIXELS): libjpeg keeps all four components' coefficients, 8 bytes a pixel, whatever
+# the scale it decodes at. (An RGB one without colour subsampling at the full limit keeps 6 bytes a
+# pixel, 360 MB at 60 MP; benchmarks/image_memory.py measures it too.)
 @pytest.fixture(scope="module")
 def big_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("big-images")
     return {
         "7700 x 7700 RGBA PNG": big_images.big_rgba_png(folder / "poster.png"),
         "12 MP progressive JPEG": big_images.phone_progressive_jpeg(folder / "phone.jpg"),
-        "progressive CMYK JPEG at ARV_MAX_IMAGE_PIXELS": big_images.max_pixels_cmyk_jpeg(
+        "progressive CMYK JPEG at its limit": big_images.cmyk_jpeg_at_its_limit(
             folder / "limit-cmyk.jpg", get_settings().max_image_pixels
         ),
         "RGBA WebP at the WebP limit": big_images.webp_at_its_limit(
@@ -46,7 +47,7 @@ def big_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 @pytest.mark.parametrize("case", ["7700 x 7700 RGBA PNG", "12 MP progressive JPEG",
-                                  "progressive CMYK JPEG at ARV_MAX_IMAGE_PIXELS",
+                                  "progressive CMYK JPEG at its limit",
                                   "RGBA WebP at the WebP limit"])  # fmt: skip
 @pytest.mark.parametrize("stage", big_images.STAGES)
 def test_an_accepted_image_is_handled_within_600_mb(
@@ -203,9 +204,29 @@ def test_a_webp_over_a_quarter_of_the_limit_is_refused_at_upload_and_by_the_comp
 
     assert check_image(data, max_pixels=4 * 400 * 300).content_type == "image/webp"
     assert compile_targets([data], max_pixels=4 * 400 * 300).reports[0].width == 400
-    with pytest.raises(UploadRefused, match="limit of 119999 for WebP images") as refused:
+    with pytest.raises(UploadRefused, match="limit of 119999 for a WebP, which takes more memory") as refused:
         check_image(data, max_pixels=4 * 400 * 300 - 4)
     assert refused.value.status_code == 413
-    with pytest.raises(ImageTooLargeError, match="limit of 0.1 MP for WebP images"):
+    with pytest.raises(ImageTooLargeError, match="limit of 0.1 MP for a WebP"):
         compile_targets([data], max_pixels=4 * 400 * 300 - 4)
     assert check_image(_encoded(picture, "PNG"), max_pixels=400 * 300).width == 400
+
+
+def test_a_progressive_cmyk_jpeg_is_held_to_three_quarters_of_the_limit() -> None:
+    from arv.mindar import ImageTooLargeError, compile_targets
+
+    picture = photo(400, 300, seed=8)
+    progressive_cmyk = _encoded(picture.convert("CMYK"), "JPEG", quality=90, progressive=True)
+    limit = 400 * 300 * 4 // 3 + 4  # three quarters of it is just over the picture's 120,000 pixels
+
+    assert check_image(progressive_cmyk, max_pixels=limit).width == 400
+    with pytest.raises(UploadRefused, match="for a progressive CMYK JPEG, which takes more memory"):
+        check_image(progressive_cmyk, max_pixels=limit - 8)
+    with pytest.raises(ImageTooLargeError, match="for a progressive CMYK JPEG"):
+        compile_targets([progressive_cmyk], max_pixels=limit - 8)
+    # Sequential CMYK and progressive RGB without subsampling are not costlier than the limit allows.
+    for allowed in (
+        _encoded(picture.convert("CMYK"), "JPEG", quality=90),
+        _encoded(picture, "JPEG", quality=90, progressive=True, subsampling=0),
+    ):
+        assert check_image(allowed, max_pixels=400 * 300).width == 400

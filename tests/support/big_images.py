@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from arv.mindar.limits import FULL_LIMIT_DECODE_COST, WEBP_DECODE_COST
 from tests.support.images import photo
 
 # Issue 11's picture: 7700 x 7700 RGBA PNG, under ARV_MAX_IMAGE_PIXELS (60 MP) but 237 MB decoded.
@@ -91,10 +92,10 @@ def max_pixels_jpeg(path: Path, max_pixels: int) -> Path:
     return path
 
 
-def max_pixels_cmyk_jpeg(path: Path, max_pixels: int) -> Path:
-    """A progressive CMYK JPEG (4:4:4, as CMYK always is) with as many pixels as the limit allows:
-    four components of coefficients, the largest buffer libjpeg keeps for any accepted JPEG."""
-    width, height = max_pixels_size(max_pixels)
+def cmyk_jpeg_at_its_limit(path: Path, max_pixels: int) -> Path:
+    """A progressive CMYK JPEG (4:4:4, as CMYK always is) with as many pixels as its limit allows
+    (three quarters of `max_pixels`): four components of coefficients, 8 bytes a pixel."""
+    width, height = max_pixels_size(max_pixels * FULL_LIMIT_DECODE_COST // 8)
     image = Image.fromarray(picture(width, height, seed=15, noise=16)).convert("CMYK")
     image.save(path, format="JPEG", quality=85, progressive=True)
     return path
@@ -102,28 +103,29 @@ def max_pixels_cmyk_jpeg(path: Path, max_pixels: int) -> Path:
 
 def webp_at_its_limit(path: Path, max_pixels: int) -> Path:
     """A lossy RGBA WebP with as many pixels as the WebP limit allows (a quarter of `max_pixels`)."""
-    from arv.mindar.limits import pixel_limit
-
-    width, height = max_pixels_size(pixel_limit("WEBP", max_pixels))
+    width, height = max_pixels_size(max_pixels * FULL_LIMIT_DECODE_COST // WEBP_DECODE_COST)
     Image.fromarray(picture(width, height, seed=14, alpha=True)).save(
         path, format="WEBP", quality=60, method=0
     )
     return path
 
 
-# What a fresh process runs for each stage, exactly as the product does: the upload check in the API,
+# What a fresh process runs for each stage, exactly as the product does, after importing what that
+# process imports (the API app, or every task module of the worker): the upload check in the API,
 # the thumbnail job, and the marker job's compile (markers.compile_marker calls compile_targets so).
+_API = "import arv.api.app"
+_WORKER = "import arv.tasks.job_tasks, arv.tasks.periodic, arv.tasks.sweeper"
 _STAGES = {
     "check": (
-        "from arv.services.uploads import check_image",
+        f"{_API}; from arv.services.uploads import check_image",
         "check_image(data, max_pixels=settings.max_image_pixels)",
     ),
     "thumbnail": (
-        "from arv.services.previews import thumbnail_jpeg",
+        f"{_WORKER}; from arv.services.previews import thumbnail_jpeg",
         "thumbnail_jpeg(data, max_px=settings.thumbnail_max_px)",
     ),
     "compile": (
-        "from arv.mindar import compile_targets",
+        f"{_WORKER}; from arv.mindar import compile_targets",
         "compile_targets([data], max_pixels=settings.max_image_pixels)",
     ),
 }

@@ -23,7 +23,7 @@ from arv.mindar.errors import (
     TruncatedImageError,
     UnsupportedImageFormatError,
 )
-from arv.mindar.limits import COSTLY_FORMATS, DEFAULT_MAX_PIXELS, pixel_limit
+from arv.mindar.limits import DEFAULT_MAX_PIXELS, costly_kind, pixel_limit
 
 ImageSource = str | os.PathLike | bytes | bytearray | memoryview | np.ndarray
 
@@ -126,16 +126,11 @@ def _close(handle: BinaryIO | None) -> None:
         handle.close()
 
 
-def _check_dimensions(
-    width: int, height: int, *, max_pixels: int, label: str, image_format: str | None = None
-) -> None:
-    limit = pixel_limit(image_format, max_pixels)
-    if width * height > limit:
-        costly = COSTLY_FORMATS.get(image_format or "")
-        advice = f" for {costly.name} images (save it as JPEG or PNG)" if costly else ""
+def _check_dimensions(width: int, height: int, *, max_pixels: int, label: str) -> None:
+    if width * height > max_pixels:
         raise ImageTooLargeError(
             f"the image is {width} x {height} px ({width * height / 1e6:.1f} MP), "
-            f"more than the limit of {limit / 1e6:.1f} MP{advice}",
+            f"more than the limit of {max_pixels / 1e6:.1f} MP",
             source=label,
         )
     if min(width, height) < MIN_SHORTEST_SIDE:
@@ -245,8 +240,11 @@ class _CmykConverter:
         return cls(transform)
 
     def to_rgb(self, image: Image.Image) -> Image.Image:
-        # Not in place, so applyTransform returns the new image.
-        return cast("Image.Image", ImageCms.applyTransform(image, self._transform))
+        try:
+            # Not in place, so applyTransform returns the new image.
+            return cast("Image.Image", ImageCms.applyTransform(image, self._transform))
+        except (ImageCms.PyCMSError, OSError, ValueError):
+            return image.convert("RGB")  # a profile that cannot convert these pixels: Pillow's formula
 
 
 def _grey_from_array(array: np.ndarray, *, max_pixels: int, label: str) -> np.ndarray:
@@ -370,7 +368,15 @@ def load_target_image(
     image, handle = _open(source, label)
     try:
         width, height = image.size
-        _check_dimensions(width, height, max_pixels=max_pixels, label=label, image_format=image.format)
+        _check_dimensions(width, height, max_pixels=max_pixels, label=label)
+        limit = pixel_limit(image, max_pixels)
+        if width * height > limit:
+            raise ImageTooLargeError(
+                f"the image is {width} x {height} px ({width * height / 1e6:.1f} MP), more than the "
+                f"limit of {limit / 1e6:.1f} MP for a {costly_kind(image)}, which takes more memory to "
+                "decode; save it as a baseline JPEG or PNG",
+                source=label,
+            )
         if working_side and image.format in ("JPEG", "MPO") and min(width, height) > working_side:
             factor = working_side / min(width, height)
             image.draft(image.mode, (math.ceil(width * factor), math.ceil(height * factor)))

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from PIL import Image, UnidentifiedImageError
 
-from arv.mindar.limits import COSTLY_FORMATS, pixel_limit
+from arv.mindar.limits import costly_kind, pixel_limit
 
 # Formats a phone or a camera produces; anything else is refused before it is stored.
 IMAGE_FORMATS = {
@@ -59,23 +59,28 @@ def check_image(data: bytes, *, max_pixels: int, field: str = "image") -> ImageU
         with Image.open(io.BytesIO(data)) as image:  # reads the header only
             fmt = image.format or ""
             width, height = image.size
+            # The compiler's own limit for this image (lower for kinds costly to decode), so an image
+            # accepted here is never refused by the marker job for its size.
+            limit, kind = pixel_limit(image, max_pixels), costly_kind(image)
     except Image.DecompressionBombError as exc:
         raise UploadRefused(f"the {field} claims far too many pixels ({exc})", 413) from exc
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
-        fmt, width, height = "", 0, 0
+        fmt, width, height, limit, kind = "", 0, 0, max_pixels, ""
     if fmt not in IMAGE_FORMATS:
         raise UploadRefused(
             f"the {field} is not an image this service reads (JPEG, PNG, WebP, TIFF, BMP, GIF)", 415
         )
-    # The compiler's own limit for the format (lower for formats costly to decode), so an image accepted
-    # here is never refused by the marker job for its size.
-    limit = pixel_limit(fmt, max_pixels)
-    if width * height > limit:
-        costly = COSTLY_FORMATS.get(fmt)
-        advice = f" for {costly.name} images; scale it down or save it as JPEG or PNG" if costly else ""
+    if width * height > max_pixels:
         raise UploadRefused(
             f"the {field} claims {width} x {height} = {width * height} pixels, more than the limit of "
-            f"{limit}{advice or '; scale it down'}",
+            f"{max_pixels}; scale it down",
+            413,
+        )
+    if width * height > limit:
+        raise UploadRefused(
+            f"the {field} claims {width} x {height} = {width * height} pixels, more than the limit of "
+            f"{limit} for a {kind}, which takes more memory to decode; scale it down or save it as a "
+            "baseline JPEG or PNG",
             413,
         )
     try:
