@@ -122,11 +122,15 @@ def main() -> None:
             session.execute(
                 text(
                     "INSERT INTO notifications (company_id, notification_type, project_id, subject, message,"
-                    " dedupe_key, created_at)"
-                    " SELECT p.company_id, 'expiry_warning', p.id, 'Project expires soon', 'Renew it',"
+                    " payload, dedupe_key, created_at)"
+                    " SELECT p.company_id, 'expiry_warning', p.id, '', '',"
+                    " json_build_object('language', c.language, 'company_name', c.name,"
+                    " 'project_name', p.name, 'expires_at',"
+                    " to_char(timezone('UTC', p.expires_at), 'YYYY-MM-DD\"T\"HH24:MI:SS\"+00:00\"'),"
+                    " 'content_title', NULL, 'portrait_id', NULL, 'reason', NULL),"
                     " 'bench:' || n, now()"
                     " FROM generate_series(0, :count - 1) AS n"
-                    " JOIN projects p ON p.id = 1 + n % :companies"
+                    " JOIN projects p ON p.id = 1 + n % :companies JOIN companies c ON c.id = p.company_id"
                 ),
                 {"count": args.notifications, "companies": args.companies},
             )

@@ -21,7 +21,7 @@ from tests.support.images import mp4_bytes, photo_jpeg
 # files and the page itself are outside the OpenAPI schema these tests read.)
 PUBLIC = {"/healthz", "/ar/{unique_id}", "/api/ar/{unique_id}"}
 # Only the operator may call these; a company key gets 403 whatever the ids.
-ADMIN_ONLY = {("POST", "/api/companies"), ("GET", "/metrics")}
+ADMIN_ONLY = {("POST", "/api/companies"), ("PATCH", "/api/companies/{company_id}"), ("GET", "/metrics")}
 
 JPEG = photo_jpeg(200, 160)
 
@@ -65,11 +65,13 @@ def _owned_by(api: TestClient, owner: Tenant) -> Owned:
         "content_id": content["id"],
         "task_id": content["task_id"],
         "video_id": content["active_video_id"],
+        "key_id": api.post("/api/keys", json={"label": "A's"}, headers=h).json()["id"],
     }
     # A valid request body per write endpoint, so a refusal can only come from ownership.
     requests: dict[tuple[str, str], dict[str, Any]] = {
         ("POST", "/api/projects"): {"json": {"name": "x", "company_id": owner.company_id}},
         ("PATCH", "/api/projects/{project_id}"): {"json": {"name": "renamed"}},
+        ("POST", "/api/keys"): {"json": {"company_id": owner.company_id}},
         ("POST", "/api/portraits/upload"): {
             "files": {"file": ("b.jpg", JPEG, "image/jpeg")},
             "data": {"company_id": str(owner.company_id)},

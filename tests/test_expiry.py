@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from arv.db.models import ARContent, Company, Notification, Project, Video, utcnow
 from arv.db.session import session_scope
 from arv.services import expiry
+from arv.services.notify import messages
 
 NOW = datetime(2027, 3, 10, 12, 0, tzinfo=UTC)
 
@@ -76,6 +77,11 @@ def project_state(project_id: int) -> tuple[str, list[bool]]:
         return status, active
 
 
+def words_of(notification: Notification) -> messages.RenderedMessage:
+    with session_scope() as session:
+        return messages.render_notification(session, notification)
+
+
 def warn(now: datetime = NOW) -> int:
     with session_scope() as session:
         return expiry.check_expiring_projects(session, now=now).warnings_created
@@ -99,14 +105,19 @@ def test_project_expiring_within_its_window_is_warned_once(arv_env: dict[str, st
     assert warning.notification_type == "expiry_warning"
     assert warning.project_id == project and warning.company_id == company
     assert warning.dedupe_key == expiry.dedupe_key("expiry_warning", project, expires_at)
-    assert warning.subject == 'Project "Wedding album" expires on 2027-03-13 12:00 UTC'
-    assert "Renew the project" in warning.message
+    # The facts of the event, and no words: those come from the templates.
     assert warning.payload == {
-        "project_id": project,
-        "project_name": "Wedding album",
-        "expires_at": "2027-03-13 12:00 UTC",
         "language": "en",
+        "company_name": "Studio en",
+        "project_name": "Wedding album",
+        "expires_at": "2027-03-13T12:00:00+00:00",
+        "content_title": None,
+        "portrait_id": None,
+        "reason": None,
     }
+    words = words_of(warning)
+    assert words.subject == 'Project "Wedding album" expires on 13 March 2027'
+    assert "(in 3 days)" in words.text and "renew the project" in words.text
 
 
 def test_projects_outside_their_window_are_not_warned(arv_env: dict[str, str]) -> None:
@@ -145,8 +156,10 @@ def test_warning_is_written_in_the_company_language(arv_env: dict[str, str]) -> 
     make_project(make_company("ru"), NOW + timedelta(days=1), name="Выпускной")
     assert warn() == 1
     [warning] = notifications()
-    assert warning.subject == "Срок действия проекта «Выпускной» истекает 2027-03-11 12:00 UTC"
     assert warning.payload["language"] == "ru"
+    words = words_of(warning)
+    assert words.subject == "Срок проекта «Выпускной» истекает 11 марта 2027"
+    assert "(через 1 день)" in words.text
 
 
 def test_expired_project_is_expired_and_its_content_deactivated_once(arv_env: dict[str, str]) -> None:
@@ -169,7 +182,8 @@ def test_expired_project_is_expired_and_its_content_deactivated_once(arv_env: di
     assert project_state(forever) == ("active", [True])
     [notice] = notifications("expired")
     assert notice.project_id == past
-    assert notice.subject == 'Project "Wedding album" has expired'
+    assert words_of(notice).subject == 'Project "Wedding album" has expired'
+    assert "expired on 10 March 2027" in words_of(notice).text
     assert notice.dedupe_key == expiry.dedupe_key("expired", past, NOW - timedelta(minutes=1))
 
 

@@ -128,6 +128,18 @@ class Settings(BaseSettings):
 
     default_notify_before_expiry_days: int = Field(default=7, ge=0)
 
+    # ---- quotas (arv.services.quotas) ----
+    # Per-company limits; a company's own value (PATCH /api/companies/{id}) replaces each one, and
+    # 0 means unlimited. Sized for a busy print shop: hundreds of portraits a day, a batch at a time.
+    # Images and videos accepted per UTC day (portraits, AR content, videos; each counts once).
+    quota_uploads_per_day: int = Field(default=2000, ge=0)
+    # Marker compiles queued or running at once.
+    quota_compiles_in_flight: int = Field(default=20, ge=0)
+    # ffmpeg work on videos (posters, renditions) queued or running at once.
+    quota_transcodes_in_flight: int = Field(default=10, ge=0)
+    # Bytes of uploaded images and videos kept in storage (derived files are not counted): 50 GiB.
+    quota_stored_bytes: int = Field(default=50 * 1024**3, ge=0)
+
     @model_validator(mode="after")
     def _heartbeat_renews_in_time(self) -> Settings:
         if not 0 < self.job_heartbeat_s <= self.job_lease_s / 2:

@@ -29,6 +29,7 @@ class ReceivedMessage:
     chat_id: str
     text: str
     at: float  # time.monotonic() when the request arrived
+    parse_mode: str | None = None  # as the request gave it: how Telegram would read `text`
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,7 @@ class FakeBotApi:
         try:
             request = json.loads(body)
             chat_id, text = str(request["chat_id"]), str(request["text"])
+            parse_mode = request.get("parse_mode")
         except (ValueError, KeyError):
             return 400, {"ok": False, "error_code": 400, "description": "Bad Request: message text is empty"}
         with self._lock:
@@ -104,7 +106,7 @@ class FakeBotApi:
                     reply["parameters"] = {"retry_after": answer.retry_after}
                 return answer.status, reply
             self._message_id += 1
-            self.received.append(ReceivedMessage(chat_id, text, now))
+            self.received.append(ReceivedMessage(chat_id, text, now, parse_mode))
             return 200, {
                 "ok": True,
                 "result": {"message_id": self._message_id, "chat": {"id": chat_id}, "text": text},

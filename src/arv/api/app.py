@@ -12,12 +12,15 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError
 
 from arv import __version__
+from arv.api.authentication import AuthenticateBeforeBody
+from arv.api.deps import DATABASE_UNAVAILABLE
 from arv.api.routes import (
     ar_content,
     companies,
     content_views,
     files,
     health,
+    keys,
     metrics,
     notifications,
     portraits,
@@ -32,6 +35,7 @@ from arv.api.uploads import ENVELOPE_BYTES, BodySizeLimit
 from arv.config import get_settings
 from arv.logging import configure_logging
 from arv.metrics import HTTP_REQUESTS, HTTP_SECONDS
+from arv.services.quotas import QuotaExceeded
 from arv.storage import StorageError
 from arv.tasks.app import get_celery_app
 
@@ -49,6 +53,7 @@ ROUTERS = [
     rotation.router,
     tasks.router,
     notifications.router,
+    keys.router,
     files.router,
     health.router,
     metrics.router,
@@ -76,6 +81,8 @@ def create_app() -> FastAPI:
     )
     for router in ROUTERS:
         app.include_router(router)
+    # Innermost of the middlewares: it needs the route the router picked, and its 401s are counted.
+    app.add_middleware(AuthenticateBeforeBody)
     app.middleware("http")(count_requests)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_upload_bytes + ENVELOPE_BYTES)
     # The broker's Celery app, built now: through it the job layer publishes the API's wake-ups.
@@ -96,7 +103,7 @@ def create_app() -> FastAPI:
         # the connection by now, so the same request can simply be sent again.
         log.warning("api.database_error", error=f"{type(exc.orig).__name__}: {exc.orig}"[:300])
         return JSONResponse(
-            {"detail": "the database is unavailable right now; nothing was saved, try again in a moment"},
+            {"detail": DATABASE_UNAVAILABLE},
             status_code=503,
             headers={"Retry-After": "2"},
         )
@@ -105,6 +112,15 @@ def create_app() -> FastAPI:
     async def _storage_error(_: Request, exc: StorageError) -> JSONResponse:
         return JSONResponse(
             {"detail": "storage is unavailable right now; try again in a moment"}, status_code=503
+        )
+
+    @app.exception_handler(QuotaExceeded)
+    async def _quota_exceeded(request: Request, exc: QuotaExceeded) -> JSONResponse:
+        log.info("api.quota_exceeded", quota=exc.quota, limit=exc.limit, path=request.url.path)
+        return JSONResponse(
+            {"detail": str(exc), "quota": exc.quota, "limit": exc.limit, "retry_after_s": exc.retry_after_s},
+            status_code=429,
+            headers={"Retry-After": str(exc.retry_after_s)},
         )
 
     return app

@@ -5,15 +5,23 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated, TypeVar
 
-from fastapi import Depends, HTTPException, status
+from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
+from starlette.datastructures import Headers
+from starlette.types import Scope
 
 from arv.config import Settings, get_settings
 from arv.db.models import Base, Company
 from arv.db.session import get_sessionmaker
-from arv.services.auth import Principal, resolve_key
+from arv.services.auth import Principal, authenticate_key
 from arv.storage import Storage, get_storage
+
+# What a request is told when the database cannot be reached (the app's handler of DBAPIError, and
+# the key's lookup before the body, which FastAPI's body reading would otherwise turn into a 400).
+DATABASE_UNAVAILABLE = "the database is unavailable right now; nothing was saved, try again in a moment"
+# Where the request's state keeps its caller once the key is looked up.
+PRINCIPAL_STATE = "principal"
 
 bearer = HTTPBearer(auto_error=False, description="An ARV API key: `Authorization: Bearer arv_...`")
 
@@ -31,23 +39,38 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 StorageDep = Annotated[Storage, Depends(get_storage)]
 
 
-def get_principal(
-    session: SessionDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
-) -> Principal:
-    if credentials is None or credentials.scheme.lower() != "bearer":
+def authenticate(scope: Scope, *, body_pending: bool = False) -> Principal:
+    """The caller of this request, from its `Authorization` header, looked up once per request: the
+    first lookup (before the body, or in `get_principal`) is kept in the request's state.
+
+    `body_pending`: the refusal closes the connection, so that a body the client is still sending
+    is never read."""
+    state = scope.setdefault("state", {})
+    principal = state.get(PRINCIPAL_STATE)
+    if isinstance(principal, Principal):
+        return principal
+    headers = {"WWW-Authenticate": "Bearer"} | ({"Connection": "close"} if body_pending else {})
+    scheme, _, key = Headers(scope=scope).get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not key.strip():
         raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED,
-            "send your API key as 'Authorization: Bearer KEY'",
-            headers={"WWW-Authenticate": "Bearer"},
+            status.HTTP_401_UNAUTHORIZED, "send your API key as 'Authorization: Bearer KEY'", headers=headers
         )
-    principal = resolve_key(session, credentials.credentials)
+    principal = authenticate_key(key.strip())
     if principal is None:
         raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED,
-            "this API key is not valid (unknown or revoked)",
-            headers={"WWW-Authenticate": "Bearer"},
+            status.HTTP_401_UNAUTHORIZED, "this API key is not valid (unknown or revoked)", headers=headers
         )
+    state[PRINCIPAL_STATE] = principal
     return principal
+
+
+def get_principal(
+    request: Request,
+    _credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> Principal:
+    """The caller; a route that names this dependency is refused without a valid key before its body
+    is read (`arv.api.authentication`). `_credentials` declares the scheme in the OpenAPI schema."""
+    return authenticate(request.scope)
 
 
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]

@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 
 class CompanyCreate(BaseModel):
@@ -23,6 +24,11 @@ class CompanyOut(BaseModel):
     telegram_chat_id: str | None
     language: str
     created_at: datetime
+    # The company's own quota values; null means the setting (ARV_QUOTA_*) applies, 0 unlimited.
+    quota_uploads_per_day: int | None = None
+    quota_compiles_in_flight: int | None = None
+    quota_transcodes_in_flight: int | None = None
+    quota_stored_bytes: int | None = None
 
 
 class ProjectCreate(BaseModel):
@@ -133,3 +139,84 @@ class NotificationOut(BaseModel):
     message: str
     deliveries: list[NotificationDeliveryOut]
     created_at: datetime
+
+
+# ---- API keys (GET/POST/DELETE /api/keys) ----------------------------------------------------------
+
+
+class KeyCreate(BaseModel):
+    label: str | None = Field(
+        default=None, max_length=100, description="a person's words for the key, e.g. 'print shop laptop'"
+    )
+    company_id: int | None = Field(
+        default=None, ge=1, le=2**31 - 1, description="admin keys only: the company the new key acts for"
+    )
+    admin: bool = Field(default=False, description="admin keys only: a new admin key (no company_id)")
+
+    @field_validator("label")
+    @classmethod
+    def _plain_label(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if any(ord(ch) < 0x20 or 0x7F <= ord(ch) < 0xA0 for ch in value):
+            # A PydanticCustomError carries no exception object, so the 422 answer stays plain JSON.
+            raise PydanticCustomError(
+                "control_characters",
+                "the label may not contain control characters such as line breaks or tabs",
+            )
+        return value.strip() or None
+
+    @model_validator(mode="after")
+    def _admin_or_company(self) -> KeyCreate:
+        if self.admin and self.company_id is not None:
+            raise PydanticCustomError(
+                "admin_or_company", "an admin key belongs to no company: send admin or company_id, not both"
+            )
+        return self
+
+
+class KeyOut(BaseModel):
+    """A key as listed: never its hash nor the key itself, only the first characters (`prefix`)."""
+
+    model_config = ConfigDict(from_attributes=True)
+    id: int
+    prefix: str
+    label: str | None
+    company_id: int | None
+    is_admin: bool
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+
+class KeyCreated(KeyOut):
+    key: str = Field(description="the key itself, shown this once: ARV keeps only its hash")
+
+
+# ---- quotas ---------------------------------------------------------------------------------------
+
+
+class CompanyQuotasUpdate(BaseModel):
+    """The operator's per-company quota values: a number replaces the setting (0 is unlimited), null
+    goes back to the setting, a field left out stays as it is."""
+
+    model_config = ConfigDict(extra="forbid")
+    quota_uploads_per_day: int | None = Field(default=None, ge=0, le=1_000_000)
+    quota_compiles_in_flight: int | None = Field(default=None, ge=0, le=10_000)
+    quota_transcodes_in_flight: int | None = Field(default=None, ge=0, le=10_000)
+    # Up to 1 PiB.
+    quota_stored_bytes: int | None = Field(default=None, ge=0, le=2**50)
+
+
+class QuotaUsageOut(BaseModel):
+    limit: int | None = Field(description="the company's limit; null when unlimited")
+    used: int
+    overridden: bool = Field(description="true when the company has its own limit, not the setting")
+
+
+class CompanyUsageOut(BaseModel):
+    company_id: int
+    uploads_per_day: QuotaUsageOut
+    compiles_in_flight: QuotaUsageOut
+    transcodes_in_flight: QuotaUsageOut
+    stored_bytes: QuotaUsageOut

@@ -85,13 +85,15 @@ def run(
     """The whole platform: API, a worker per queue, Beat. A part that exits is restarted; Ctrl-C stops all."""
     from arv.db.migrate import upgrade_database
     from arv.db.session import session_scope
-    from arv.services.auth import create_key
+    from arv.services.auth import create_first_admin_key
 
     settings = get_settings()
     if migrate_first:
         upgrade_database()
     with session_scope() as session:
-        admin_key = create_key(session, admin=True)
+        # Only the first start makes (and prints) a key: a key printed at every start would sit in
+        # clear in every log of `arv run`.
+        admin_key = create_first_admin_key(session)
     env = {**os.environ}
     # Every process writes its metrics here, so the API's /metrics shows the workers' tasks too.
     metrics_dir = settings.resolved_data_dir / "metrics"
@@ -136,6 +138,14 @@ def run(
     signal.signal(signal.SIGTERM, supervisor.request_stop)
     base = settings.public_base_url.rstrip("/") or f"http://{settings.api_host}:{port or settings.api_port}"
     typer.secho(f"ARV is running: API at {base} (docs at {base}/docs)", fg="green", err=True)
-    typer.secho(f"admin key: {admin_key}", fg="yellow", err=True)
+    if admin_key is not None:
+        typer.secho(f"admin key: {admin_key}", fg="yellow", err=True)
+        typer.echo("It is shown this once (ARV keeps only its hash): keep it somewhere safe.", err=True)
+    else:
+        typer.echo(
+            "An admin key exists already; `arv keys create --admin` prints a new one "
+            "(`arv keys list` shows them all).",
+            err=True,
+        )
     typer.echo("A part that exits is started again. Ctrl-C stops everything.", err=True)
     supervisor.run()

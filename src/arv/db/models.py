@@ -264,6 +264,8 @@ class Notification(Base):
     notification_type: Mapped[str] = mapped_column(String(32))
     project_id: Mapped[int | None] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
     ar_content_id: Mapped[int | None] = mapped_column(ForeignKey("ar_contents.id", ondelete="CASCADE"))
+    # Not the words: those are rendered from the templates and the facts in `payload`
+    # (services/notify/messages.py). The columns stay in the schema, written empty.
     subject: Mapped[str] = mapped_column(String(300))
     message: Mapped[str] = mapped_column(Text)
     payload: Mapped[dict[str, Any] | None]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -97,6 +98,13 @@ class RetryPolicy:
         return cls(settings.job_retry_base_s, settings.job_retry_max_s, settings.job_retry_window_s)
 
 
+class InFlightQuota(StrEnum):
+    """The per-company quotas that count queued and running jobs; a kind names the one it counts under."""
+
+    COMPILES = "compiles_in_flight"
+    TRANSCODES = "transcodes_in_flight"
+
+
 @dataclass(frozen=True)
 class JobKind:
     """One kind of background work.
@@ -112,6 +120,8 @@ class JobKind:
             in the transaction that fails the job (also when the sweep gives up on it).
         time_limits: `time_limits(settings)`; by default the queue's limits from the settings.
         retry: `retry(settings)`; by default `RetryPolicy.from_settings`.
+        quota: the in-flight quota its queued and running jobs count under (`arv.services.quotas`);
+            None for work a company cannot pile up on its own.
     """
 
     name: str
@@ -121,6 +131,7 @@ class JobKind:
     on_failure: Callable[[Session, Job, str], None] | None = None
     time_limits: Callable[[Settings], TimeLimits] | None = None
     retry: Callable[[Settings], RetryPolicy] = RetryPolicy.from_settings
+    quota: InFlightQuota | None = None
 
     def limits(self, settings: Settings) -> TimeLimits:
         return self.time_limits(settings) if self.time_limits else queue_time_limits(self.queue, settings)

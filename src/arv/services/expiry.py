@@ -7,7 +7,8 @@ worker skips what the first holds and finds nothing left after it commits; SQLit
 Notifications carry a unique `dedupe_key` per (type, project, expiry date), so a warning or an expiry
 notice is written once per date, and moving `expires_at` (a renewal) allows a new one.
 
-The rows written here are the notifications outbox; the notifications service fans out their
+The rows written here are the notifications outbox, each with the facts of its event and no words (the
+templates of `arv.services.notify.messages` say them); the notifications service fans out their
 deliveries (e-mail, Telegram).
 """
 
@@ -27,11 +28,11 @@ from sqlalchemy import (
     SQLColumnExpression,
     String,
     and_,
-    case,
     cast,
     func,
     literal,
     literal_column,
+    null,
     or_,
     select,
     update,
@@ -86,11 +87,11 @@ class _Dialect:
             return cast(func.floor(func.extract("epoch", column)), Integer)
         return cast(func.strftime("%s", column), Integer)
 
-    def utc_text(self, column: SQLColumnExpression[Any]) -> ColumnElement[str]:
-        """'2027-01-31 00:00 UTC' for messages."""
+    def timestamp_fact(self, column: SQLColumnExpression[Any]) -> ColumnElement[str]:
+        """'2027-01-31T00:00:00+00:00', as `messages.timestamp_fact` spells a moment in a payload."""
         if self.postgres:
-            return func.to_char(func.timezone("UTC", column), 'YYYY-MM-DD HH24:MI "UTC"')
-        return func.strftime("%Y-%m-%d %H:%M UTC", column)
+            return func.to_char(func.timezone("UTC", column), 'YYYY-MM-DD"T"HH24:MI:SS"+00:00"')
+        return func.strftime("%Y-%m-%dT%H:%M:%S+00:00", column)
 
     def warning_window_open(self, now: datetime) -> ColumnElement[bool]:
         """`expires_at - notify_before_expiry_days days <= now`, with whole 24-hour days."""
@@ -120,12 +121,6 @@ class _Dialect:
         return (postgresql.insert if self.postgres else sqlite.insert)(Notification)
 
 
-def _localised(
-    language: SQLColumnExpression[str], english: SQLColumnExpression[str], russian: SQLColumnExpression[str]
-) -> ColumnElement[str]:
-    return case((language == "ru", russian), else_=english)
-
-
 def _insert_notifications(
     session: Session,
     dialect: _Dialect,
@@ -135,47 +130,11 @@ def _insert_notifications(
     now: datetime,
 ) -> int:
     """INSERT ... SELECT one notification per matching project, skipping (type, project, date) keys that
-    exist already; returns how many were written."""
-    name = Project.name
-    when = dialect.utc_text(Project.expires_at)
-    if notification_type == EXPIRY_WARNING:
-        subject = _localised(
-            Company.language,
-            literal('Project "') + name + '" expires on ' + when,
-            literal("Срок действия проекта «") + name + "» истекает " + when,
-        )
-        message = _localised(
-            Company.language,
-            literal('The AR content of project "')
-            + name
-            + '" stops playing on '
-            + when
-            + ". Renew the project to keep it playing.",
-            literal("AR-контент проекта «")
-            + name
-            + "» перестанет воспроизводиться "
-            + when
-            + ". Продлите проект, чтобы он продолжал работать.",
-        )
-    else:
-        subject = _localised(
-            Company.language,
-            literal('Project "') + name + '" has expired',
-            literal("Срок действия проекта «") + name + "» истёк",
-        )
-        message = _localised(
-            Company.language,
-            literal('The AR content of project "')
-            + name
-            + '" stopped playing on '
-            + when
-            + ". Renew the project to make it play again.",
-            literal("AR-контент проекта «")
-            + name
-            + "» перестал воспроизводиться "
-            + when
-            + ". Продлите проект, чтобы снова его включить.",
-        )
+    exist already; returns how many were written.
+
+    Each row keeps the facts of its event (`messages.FACTS`); its words are rendered from them and the
+    templates when it is sent or listed, never spelled here.
+    """
     key = (
         literal(f"{notification_type}:")
         + cast(Project.id, String)
@@ -183,18 +142,21 @@ def _insert_notifications(
         + cast(dialect.epoch_seconds(Project.expires_at), String)
     )
     payload = dialect.json_object(
-        project_id=Project.id,
-        project_name=name,
-        expires_at=when,
         language=Company.language,
+        company_name=Company.name,
+        project_name=Project.name,
+        expires_at=dialect.timestamp_fact(Project.expires_at),
+        content_title=null(),
+        portrait_id=null(),
+        reason=null(),
     )
     rows = (
         select(
             Project.company_id,
             literal(notification_type),
             Project.id,
-            subject,  # at most 254 characters: names are at most 200
-            message,
+            literal(""),
+            literal(""),
             payload,
             key,
             literal(now, Notification.created_at.type),

@@ -14,10 +14,11 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from arv.config import get_settings
-from arv.db.models import ARContent, Job, MarkerStatus, Portrait, utcnow
+from arv.db.models import ARContent, Job, JobStatus, MarkerStatus, Portrait, utcnow
 from arv.jobs import store
-from arv.jobs.kinds import JobKind, JobOutcome, register
+from arv.jobs.kinds import InFlightQuota, JobKind, JobOutcome, register
 from arv.jobs.queues import Queue
+from arv.services import quotas
 from arv.services.notify.outbox import notify_marker_failed
 from arv.storage import ObjectNotFound, Storage, get_storage
 
@@ -38,7 +39,12 @@ def get_subject(session: Session, model: MarkerSubject, subject_id: int) -> Port
 def marker_key_for(job: Job) -> str:
     """Each compile writes its own key (job ids are random), so a re-compile never overwrites the
     marker being served, and a retried compile of the same job overwrites only its own output."""
-    return f"markers/{job.id}.mind"
+    return marker_key(job.id)
+
+
+def marker_key(job_id: str) -> str:
+    """The key the compile job `job_id` writes its `.mind` under."""
+    return f"markers/{job_id}.mind"
 
 
 def compile_marker(
@@ -137,6 +143,25 @@ def request_compile(session: Session, subject: Portrait | ARContent) -> str:
     return job_id
 
 
+def request_recompile(session: Session, subject: Portrait | ARContent) -> str:
+    """Compile `subject` again, in the caller's transaction; returns the job id.
+
+    A compile of it still waiting in the queue will do: its id is the answer, and nothing new is
+    queued (a click repeated while the queue is busy costs nothing). Otherwise the company's compile
+    quota is checked (`quotas.QuotaExceeded`) and a compile is queued; one already running goes on,
+    and is superseded by the new one.
+    """
+    if subject.marker_task_id is not None:
+        waiting = session.scalar(
+            select(Job.id).where(Job.id == subject.marker_task_id, Job.status == JobStatus.QUEUED)
+        )
+        if waiting is not None:
+            return waiting
+    kind = COMPILE_PORTRAIT_MARKER if isinstance(subject, Portrait) else COMPILE_CONTENT_MARKER
+    quotas.admit_jobs(session, subject.company_id, get_settings(), [kind])
+    return request_compile(session, subject)
+
+
 def _compile_kind(name: str, model: MarkerSubject) -> JobKind:
     def run(session: Session, job: Job) -> JobOutcome:
         return compile_marker(session, get_storage(), model, job, max_pixels=get_settings().max_image_pixels)
@@ -154,6 +179,7 @@ def _compile_kind(name: str, model: MarkerSubject) -> JobKind:
             run=run,
             permanent_errors=(MarkerInputError,),
             on_failure=failed,
+            quota=InFlightQuota.COMPILES,
         )
     )
 

@@ -7,16 +7,17 @@ import shutil
 import subprocess
 import tempfile
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
-from sqlalchemy import select, update
+from sqlalchemy import Update, select, update
 from sqlalchemy.orm import Session
 
 from arv.config import get_settings
 from arv.db.models import ARContent, Job, JobStatus, Portrait, Video
 from arv.jobs import store
-from arv.jobs.kinds import JobKind, JobOutcome, recording, register
+from arv.jobs.kinds import InFlightQuota, JobKind, JobOutcome, register
 from arv.jobs.queues import Queue
 from arv.storage import ObjectNotFound, Storage, get_storage
 
@@ -108,6 +109,42 @@ def _as_shown(image: Image.Image, orientation: object) -> Image.Image:
     return image if method is None else image.transpose(method)
 
 
+def thumbnail_key(job_id: str) -> str:
+    """The key the thumbnail job `job_id` writes: its own, so no two subjects ever share one (SQLite
+    may give a new row the id of a deleted one), and a retry of the job overwrites only its output."""
+    return f"thumbnails/{job_id}.jpg"
+
+
+def poster_key(job_id: str) -> str:
+    """The key the poster job `job_id` writes (its own, like a thumbnail's)."""
+    return f"posters/{job_id}.jpg"
+
+
+def recording_or_discarding(
+    result: dict[str, object], statement: Update, storage: Storage, *keys: str
+) -> JobOutcome:
+    """An outcome that runs `statement` (an UPDATE of the subject it made `keys` for) when the job
+    settles; when it matches no row (the subject was deleted meanwhile), the objects at `keys` are
+    deleted once the job has settled, and the result says the work was superseded."""
+
+    outcome = JobOutcome(dict(result))
+
+    def record(session: Session) -> Callable[[], None] | None:
+        executed = session.execute(statement.execution_options(synchronize_session=False))
+        if executed.rowcount:  # type: ignore[attr-defined]
+            return None
+        outcome.result["superseded"] = True
+        return lambda: _delete_all(storage, keys)
+
+    outcome.record = record
+    return outcome
+
+
+def _delete_all(storage: Storage, keys: tuple[str, ...]) -> None:
+    for key in keys:
+        storage.delete(key)
+
+
 def _uploaded(storage: Storage, key: str, what: str) -> bytes:
     """The uploaded file a preview is made from; its absence is the job's permanent failure."""
     try:
@@ -122,13 +159,16 @@ def generate_thumbnail(session: Session, storage: Storage, job: Job, *, max_px: 
     subject: Portrait | ARContent | None = session.get(model, job.args["id"])  # type: ignore[assignment]
     if subject is None:
         return JobOutcome({"superseded": True})
-    thumbnail = thumbnail_jpeg(_uploaded(storage, subject.image_key, "image"), max_px=max_px)
-    # One key per subject: the image of a record never changes, so a second run writes the same file.
-    key = f"thumbnails/{job.args['kind']}-{subject.id}.jpg"
+    image_key = subject.image_key
+    thumbnail = thumbnail_jpeg(_uploaded(storage, image_key, "image"), max_px=max_px)
+    key = thumbnail_key(job.id)
     storage.put(key, thumbnail, "image/jpeg")
-    return recording(
+    # Only the same record: one deleted meanwhile matches nothing (nor does a new row given its id).
+    return recording_or_discarding(
         {"thumbnail_key": key, "size_bytes": len(thumbnail)},
-        update(model).where(model.id == subject.id).values(thumbnail_key=key),
+        update(model).where(model.id == subject.id, model.image_key == image_key).values(thumbnail_key=key),
+        storage,
+        key,
     )
 
 
@@ -184,16 +224,21 @@ def generate_poster(session: Session, storage: Storage, job: Job, *, timeout_s: 
     video = session.get(Video, job.args["video_id"])
     if video is None:
         return JobOutcome({"superseded": True})
-    data = _uploaded(storage, video.storage_key, "video")
+    video_key = video.storage_key
+    data = _uploaded(storage, video_key, "video")
     with tempfile.TemporaryDirectory(prefix="arv-poster-") as folder:
         path = Path(folder) / "video"
         path.write_bytes(data)
         poster = poster_frame(path, timeout_s=timeout_s)
-    key = f"posters/video-{video.id}.jpg"
+    key = poster_key(job.id)
     storage.put(key, poster, "image/jpeg")
-    return recording(
+    return recording_or_discarding(
         {"poster_key": key, "size_bytes": len(poster)},
-        update(Video).where(Video.id == video.id).values(poster_key=key, poster_error=None),
+        update(Video)
+        .where(Video.id == video.id, Video.storage_key == video_key)
+        .values(poster_key=key, poster_error=None),
+        storage,
+        key,
     )
 
 
@@ -226,5 +271,7 @@ POSTER = register(
         ),
         permanent_errors=(PreviewInputError,),
         on_failure=lambda session, job, reason: record_poster_failure(session, job.args["video_id"], reason),
+        # ffmpeg's work on a video: the transcodes quota (issue 12's renditions count there too).
+        quota=InFlightQuota.TRANSCODES,
     )
 )

@@ -9,13 +9,14 @@ from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from arv.db.models import ARContent, Company, ContentView, Video, utcnow
+from arv.db.models import ARContent, Company, ContentView, DeletedContent, Video, utcnow
 
 # The states of a content item as the viewer sees it.
 ACTIVE = "active"
 EXPIRED = "expired"
 NOT_READY = "not_ready"
 UNKNOWN = "unknown"
+DELETED = "deleted"
 
 
 @dataclass(frozen=True)
@@ -23,7 +24,8 @@ class ViewerContent:
     """A content item looked up by its public id; `content` and `video` are set only when `state` says so.
 
     `state` is ACTIVE (playable), EXPIRED (switched off or its project expired), NOT_READY (no marker or
-    no video yet) or UNKNOWN (no such id). `language` is the owning company's, or None when unknown.
+    no video yet), DELETED (the content was deleted: nothing of it is left but its id) or UNKNOWN (no
+    such id). `language` is the owning company's, or None when unknown.
     """
 
     state: str
@@ -44,7 +46,8 @@ def find_for_viewer(session: Session, unique_id: str) -> ViewerContent:
         .where(ARContent.unique_id == unique_id)
     ).first()
     if row is None:
-        return ViewerContent(UNKNOWN)
+        deleted = session.get(DeletedContent, unique_id) is not None
+        return ViewerContent(DELETED if deleted else UNKNOWN)
     content, language = row
     project = content.project
     expired_by_date = project.expires_at is not None and project.expires_at <= utcnow()

@@ -11,8 +11,9 @@ from sqlalchemy.orm import Session
 from arv.config import get_settings
 from arv.db.models import ARContent, Job, utcnow
 from arv.jobs import store
-from arv.jobs.kinds import JobKind, JobOutcome, recording, register
+from arv.jobs.kinds import JobKind, JobOutcome, register
 from arv.jobs.queues import Queue
+from arv.services.previews import recording_or_discarding
 from arv.storage import Storage, get_storage
 
 # Medium error correction survives a scratch or a fold in the print; the border is the quiet zone
@@ -24,7 +25,12 @@ PNG_MODULE_PX = 10
 
 def qr_keys(content: ARContent) -> tuple[str, str]:
     """Where a content's QR code lives; fixed per content, so a second run overwrites the same files."""
-    return f"qr/{content.unique_id}.png", f"qr/{content.unique_id}.svg"
+    return qr_keys_of(content.unique_id)
+
+
+def qr_keys_of(unique_id: str) -> tuple[str, str]:
+    """The PNG and SVG keys of the QR code of the content whose public id is `unique_id`."""
+    return f"qr/{unique_id}.png", f"qr/{unique_id}.svg"
 
 
 def render_qr(url: str) -> tuple[bytes, bytes]:
@@ -56,11 +62,15 @@ def generate_qr_code(session: Session, storage: Storage, job: Job, *, base_url: 
     png, svg = render_qr(public_url)
     storage.put(png_key, png, "image/png")
     storage.put(svg_key, svg, "image/svg+xml")
-    return recording(
+    # A content deleted meanwhile matches nothing, and the files just written are deleted again.
+    return recording_or_discarding(
         {"url": public_url, "png_key": png_key, "svg_key": svg_key},
         update(ARContent)
-        .where(ARContent.id == content.id)
+        .where(ARContent.id == content.id, ARContent.unique_id == content.unique_id)
         .values(qr_png_key=png_key, qr_svg_key=svg_key, updated_at=utcnow()),
+        storage,
+        png_key,
+        svg_key,
     )
 
 

@@ -18,6 +18,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "unknown_text": "This link does not lead to any AR content. Check the QR code or the address.",
         "not_ready_title": "Not ready yet",
         "not_ready_text": "This photo is still being prepared. Try again in a few minutes.",
+        "deleted_title": "No longer available",
+        "deleted_text": "The studio that made this AR content has deleted it, with its video.",
         "camera_title": "The camera is not available",
         "camera_text": (
             "The page needs the camera to find the photo. Allow camera access for this site in your "
@@ -43,6 +45,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "unknown_text": "По этой ссылке нет AR-контента. Проверьте QR-код или адрес.",
         "not_ready_title": "Ещё не готово",
         "not_ready_text": "Фотография ещё готовится. Попробуйте через несколько минут.",
+        "deleted_title": "Больше недоступно",
+        "deleted_text": "Студия, создавшая этот AR-контент, удалила его вместе с видео.",
         "camera_title": "Камера недоступна",
         "camera_text": (
             "Странице нужна камера, чтобы найти фотографию. Разрешите доступ к камере для этого сайта "

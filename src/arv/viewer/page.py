@@ -38,7 +38,7 @@ def render_viewer(
     """The page of `unique_id` opening in `state`.
 
     Only a page opening in `loading` carries the AR script; a page opening in `expired` or `error`
-    (with `reason`: unknown, not_ready) is plain text and never asks for the camera.
+    (with `reason`: unknown, not_ready, deleted) is plain text and never asks for the camera.
     """
     if state not in STATES:
         raise ValueError(f"unknown viewer state {state!r}")

@@ -2,14 +2,16 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, UploadFile, status
+from fastapi import APIRouter, File, Form, HTTPException, Response, UploadFile, status
+from sqlalchemy import select
 
 from arv.api.deps import CurrentPrincipal, SessionDep, SettingsDep, StorageDep, get_owned
+from arv.api.paging import BeforeId, CompanyFilter, Limit, id_path, id_query, page
 from arv.api.presenters import ar_content_out, video_out
 from arv.api.schemas import ARContentOut, TaskAccepted, VideoOut
 from arv.api.uploads import StoredUntilCommit, read_upload, refused
 from arv.db.models import ARContent, Project, Video
-from arv.services import markers, previews, qr_codes
+from arv.services import deletion, markers, previews, qr_codes, quotas
 from arv.services.uploads import UploadRefused, VideoUpload, check_image, sniff_video
 
 router = APIRouter(prefix="/api/ar-content", tags=["ar-content"])
@@ -66,6 +68,13 @@ def create_ar_content(
     except UploadRefused as exc:
         raise refused(exc) from exc
     container = _checked_video(video_data) if video_data is not None else None
+    admitted = quotas.admit_upload(
+        session,
+        project.company_id,
+        settings,
+        size_bytes=len(image_data) + len(video_data or b""),
+        kinds=[markers.COMPILE_CONTENT_MARKER, *([previews.POSTER] if video_data is not None else [])],
+    )
     with StoredUntilCommit(session, storage) as stored:
         content = ARContent(
             company_id=project.company_id,
@@ -75,6 +84,7 @@ def create_ar_content(
             image_content_type=checked.content_type,
             image_width=checked.width,
             image_height=checked.height,
+            image_size_bytes=len(image_data),
             is_active=project.status == "active",
         )
         session.add(content)
@@ -84,8 +94,33 @@ def create_ar_content(
         markers.request_compile(session, content)
         qr_codes.request_qr_code(session, content)
         previews.request_thumbnail(session, content)
+        admitted.confirm()
         session.commit()
     return ar_content_out(content, storage, settings)
+
+
+@router.get("", response_model=list[ARContentOut])
+def list_ar_content(
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    settings: SettingsDep,
+    storage: StorageDep,
+    project_id: Annotated[int | None, id_query("only this project's content")] = None,
+    company_id: CompanyFilter = None,
+    limit: Limit = 50,
+    before_id: BeforeId = None,
+) -> list[ARContentOut]:
+    """The caller's AR content, newest first; page on with `before_id` = the last id of a page."""
+    query = select(ARContent)
+    if project_id is not None:
+        project = get_owned(session, principal, Project, project_id, "project")
+        query = query.where(ARContent.project_id == project.id)
+    if not principal.is_admin:
+        query = query.where(ARContent.company_id == principal.company_id)
+    elif company_id is not None:
+        query = query.where(ARContent.company_id == company_id)
+    found = session.scalars(page(query, ARContent.id, limit=limit, before_id=before_id))
+    return [ar_content_out(content, storage, settings) for content in found]
 
 
 @router.get("/{content_id}", response_model=ARContentOut)
@@ -105,9 +140,10 @@ def read_ar_content(
     "/{content_id}/generate-marker", status_code=status.HTTP_202_ACCEPTED, response_model=TaskAccepted
 )
 def regenerate_marker(content_id: int, session: SessionDep, principal: CurrentPrincipal) -> TaskAccepted:
-    """Compile again; the marker being served stays until the new one is ready."""
+    """Compile again; the marker being served stays until the new one is ready. A compile of it still
+    queued is the answer (no duplicate); past the company's compile quota, 429."""
     content = get_owned(session, principal, ARContent, content_id, "AR content")
-    job_id = markers.request_compile(session, content)
+    job_id = markers.request_recompile(session, content)
     session.commit()
     return TaskAccepted(task_id=job_id)
 
@@ -124,20 +160,56 @@ def upload_video(
     content = get_owned(session, principal, ARContent, content_id, "AR content")
     data = read_upload(video, limit=settings.max_upload_bytes, field="video")
     container = _checked_video(data)
+    admitted = quotas.admit_upload(
+        session, content.company_id, settings, size_bytes=len(data), kinds=[previews.POSTER]
+    )
     with StoredUntilCommit(session, storage) as stored:
         created = _add_video(session, stored, content, data, container, video.filename if video else None)
+        admitted.confirm()
         session.commit()
     return video_out(created, storage, settings)
 
 
 @router.get("/{content_id}/videos", response_model=list[VideoOut])
 def list_videos(
-    content_id: int,
+    content_id: Annotated[int, id_path("AR content")],
     session: SessionDep,
     principal: CurrentPrincipal,
     settings: SettingsDep,
     storage: StorageDep,
+    limit: Limit = 50,
+    before_id: BeforeId = None,
 ) -> list[VideoOut]:
+    """The content's videos, newest first; page on with `before_id` = the last id of a page."""
     content = get_owned(session, principal, ARContent, content_id, "AR content")
-    videos = session.query(Video).filter(Video.ar_content_id == content.id).order_by(Video.id)
+    query = select(Video).where(Video.ar_content_id == content.id)
+    videos = session.scalars(page(query, Video.id, limit=limit, before_id=before_id))
     return [video_out(v, storage, settings) for v in videos]
+
+
+@router.delete("/{content_id}", status_code=status.HTTP_204_NO_CONTENT)
+def delete_ar_content(
+    content_id: Annotated[int, id_path("AR content")], session: SessionDep, principal: CurrentPrincipal
+) -> Response:
+    """Delete the content with its videos, marker, previews and QR code; its public page answers 410."""
+    content = get_owned(session, principal, ARContent, content_id, "AR content")
+    deletion.delete_ar_content(session, content)
+    session.commit()
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.delete("/{content_id}/videos/{video_id}", status_code=status.HTTP_204_NO_CONTENT)
+def delete_video(
+    content_id: Annotated[int, id_path("AR content")],
+    video_id: Annotated[int, id_path("video")],
+    session: SessionDep,
+    principal: CurrentPrincipal,
+) -> Response:
+    """Delete one video; a content playing it switches to another (the next of its rotation, if any)."""
+    content = get_owned(session, principal, ARContent, content_id, "AR content")
+    video = session.get(Video, video_id)
+    if video is None or video.ar_content_id != content.id:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"AR content {content.id} has no video {video_id}")
+    deletion.delete_video(session, content, video)
+    session.commit()
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

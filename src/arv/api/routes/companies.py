@@ -1,10 +1,14 @@
 """Companies: created by the operator; each company reads its own."""
 
-from fastapi import APIRouter, HTTPException, status
+from typing import Annotated
 
-from arv.api.deps import AdminPrincipal, CurrentPrincipal, SessionDep
-from arv.api.schemas import CompanyCreate, CompanyOut
+from fastapi import APIRouter, HTTPException, Response, status
+
+from arv.api.deps import AdminPrincipal, CurrentPrincipal, SessionDep, SettingsDep
+from arv.api.paging import id_path
+from arv.api.schemas import CompanyCreate, CompanyOut, CompanyQuotasUpdate, CompanyUsageOut, QuotaUsageOut
 from arv.db.models import Company
+from arv.services import deletion, quotas
 
 router = APIRouter(prefix="/api/companies", tags=["companies"])
 
@@ -23,3 +27,48 @@ def read_company(company_id: int, session: SessionDep, principal: CurrentPrincip
     if company is None or not principal.may_act_for(company.id):
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"there is no company {company_id}")
     return company
+
+
+@router.patch("/{company_id}", response_model=CompanyOut)
+def update_company_quotas(
+    company_id: int, body: CompanyQuotasUpdate, session: SessionDep, _admin: AdminPrincipal
+) -> Company:
+    """Set the company's own quotas (operator only): a number replaces the setting, null restores it."""
+    company = session.get(Company, company_id)
+    if company is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"there is no company {company_id}")
+    for field in body.model_fields_set:
+        setattr(company, field, getattr(body, field))
+    session.commit()
+    return company
+
+
+@router.get("/{company_id}/usage", response_model=CompanyUsageOut)
+def read_company_usage(
+    company_id: int, session: SessionDep, principal: CurrentPrincipal, settings: SettingsDep
+) -> CompanyUsageOut:
+    """Each quota's limit for the company and its current use (uploads today, UTC)."""
+    company = session.get(Company, company_id)
+    if company is None or not principal.may_act_for(company.id):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"there is no company {company_id}")
+    used = {
+        u.quota: QuotaUsageOut(limit=u.limit, used=u.used, overridden=u.overridden)
+        for u in quotas.usage(session, company, settings)
+    }
+    return CompanyUsageOut(company_id=company.id, **used)
+
+
+@router.delete("/{company_id}", status_code=status.HTTP_204_NO_CONTENT)
+def delete_company(
+    company_id: Annotated[int, id_path("company")], session: SessionDep, principal: CurrentPrincipal
+) -> Response:
+    """The operator only: delete the company with everything it has (keys, projects, portraits,
+    notifications, jobs, stored files). Another company's key gets 404, the company's own 403."""
+    company = session.get(Company, company_id)
+    if company is None or not principal.may_act_for(company.id):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"there is no company {company_id}")
+    if not principal.is_admin:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "only the operator's admin key can delete a company")
+    deletion.delete_company(session, company)
+    session.commit()
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

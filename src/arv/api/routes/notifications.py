@@ -1,13 +1,18 @@
-"""Notifications: the caller's outbox, newest first, and resending what failed."""
+"""Notifications: the caller's outbox, newest first, and resending what failed.
+
+The `subject` and `message` of each are rendered here by the renderer its e-mail and Telegram message
+come from, so the API lists what was (or will be) sent, word for word."""
 
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, status
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from arv.api.deps import CurrentPrincipal, SessionDep, get_owned
 from arv.api.schemas import NotificationOut
 from arv.db.models import DeliveryStatus, Notification, NotificationDelivery, NotificationType
+from arv.services.notify.messages import notification_words
 from arv.services.notify.outbox import resend_failed
 
 router = APIRouter(prefix="/api/notifications", tags=["notifications"])
@@ -40,7 +45,7 @@ def list_notifications(
     before_id: Annotated[
         int | None, Query(description="cursor: only notifications older than this id (stable under inserts)")
     ] = None,
-) -> list[Notification]:
+) -> list[NotificationOut]:
     query = select(Notification).order_by(Notification.id.desc())  # ids grow with time: newest first
     if not principal.is_admin:
         query = query.where(Notification.company_id == principal.company_id)
@@ -59,12 +64,15 @@ def list_notifications(
         )
     if before_id is not None:
         query = query.where(Notification.id < before_id)
-    return list(session.scalars(query.limit(limit).offset(offset)))
+    return [_notification_out(session, n) for n in session.scalars(query.limit(limit).offset(offset))]
 
 
 @router.get("/{notification_id}", response_model=NotificationOut)
-def read_notification(notification_id: int, session: SessionDep, principal: CurrentPrincipal) -> Notification:
-    return get_owned(session, principal, Notification, notification_id, "notification")
+def read_notification(
+    notification_id: int, session: SessionDep, principal: CurrentPrincipal
+) -> NotificationOut:
+    notification = get_owned(session, principal, Notification, notification_id, "notification")
+    return _notification_out(session, notification)
 
 
 @router.post(
@@ -82,4 +90,12 @@ def resend_notification(
         )
     session.commit()
     session.expire_all()  # the deliveries changed in SQL; read them back as they are now
-    return NotificationOut.model_validate(notification)
+    return _notification_out(session, notification)
+
+
+def _notification_out(session: Session, notification: Notification) -> NotificationOut:
+    """`notification` with the words its channels send."""
+    words = notification_words(session, notification)
+    return NotificationOut.model_validate(notification).model_copy(
+        update={"subject": words.subject, "message": words.text}
+    )

@@ -1,11 +1,15 @@
 """Projects: what a company buys, until `expires_at`."""
 
-from fastapi import APIRouter, status
+from typing import Annotated
+
+from fastapi import APIRouter, Response, status
 from sqlalchemy import select
 
 from arv.api.deps import CurrentPrincipal, SessionDep, SettingsDep, acting_company, get_owned
+from arv.api.paging import id_path
 from arv.api.schemas import ProjectCreate, ProjectOut, ProjectUpdate
 from arv.db.models import Project
+from arv.services import deletion
 
 router = APIRouter(prefix="/api/projects", tags=["projects"])
 
@@ -59,3 +63,14 @@ def update_project(
         setattr(project, field, value)
     session.commit()
     return project
+
+
+@router.delete("/{project_id}", status_code=status.HTTP_204_NO_CONTENT)
+def delete_project(
+    project_id: Annotated[int, id_path("project")], session: SessionDep, principal: CurrentPrincipal
+) -> Response:
+    """Delete the project with all its AR content (videos, markers, previews, QR codes)."""
+    project = get_owned(session, principal, Project, project_id, "project")
+    deletion.delete_project(session, project)
+    session.commit()
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -32,6 +32,7 @@ PAGE_STATES = {
     public_content.EXPIRED: ("expired", None, status.HTTP_410_GONE),
     public_content.NOT_READY: ("error", "not_ready", status.HTTP_404_NOT_FOUND),
     public_content.UNKNOWN: ("error", "unknown", status.HTTP_404_NOT_FOUND),
+    public_content.DELETED: ("error", "deleted", status.HTTP_410_GONE),
 }
 
 JSON_ANSWERS = {
@@ -42,6 +43,10 @@ JSON_ANSWERS = {
         "this AR content is not ready yet: its marker is still being made or it has no video",
     ),
     public_content.UNKNOWN: (status.HTTP_404_NOT_FOUND, "there is no AR content with this id"),
+    public_content.DELETED: (
+        status.HTTP_410_GONE,
+        "this AR content is no longer available: the studio that made it deleted it",
+    ),
 }
 
 
@@ -75,7 +80,8 @@ def viewer_page(
     settings: SettingsDep,
     accept_language: Annotated[str | None, Header()] = None,
 ) -> HTMLResponse:
-    """The AR page. Expired, unknown and not-ready content get a plain page that never asks for the camera."""
+    """The AR page. Expired, deleted, unknown and not-ready content get a plain page that never asks for
+    the camera."""
     found = _lookup(session, unique_id)
     state, reason, code = PAGE_STATES[found.state]
     if state == "loading":
@@ -99,8 +105,8 @@ def viewer_content(
     unique_id: str, session: SessionDep, settings: SettingsDep, storage: StorageDep
 ) -> JSONResponse:
     """What the page plays, and one view counted: 200 `{state: "active", marker_url, video_url, ...}`;
-    404 `{state: "expired" | "unknown" | "not_ready"}`. Every answer has `detail` or data
-    and `language`."""
+    404 `{state: "expired" | "unknown" | "not_ready"}`; 410 `{state: "deleted"}`. Every answer has
+    `detail` or data and `language`."""
     found = _lookup(session, unique_id)
     if found.state != public_content.ACTIVE:
         code, detail = JSON_ANSWERS[found.state]

@@ -26,7 +26,7 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from arv.config import Settings, get_settings
-from arv.db.models import Channel, Company, DeliveryStatus, Job, NotificationDelivery, utcnow
+from arv.db.models import Channel, DeliveryStatus, Job, NotificationDelivery, utcnow
 from arv.jobs import store
 from arv.jobs.kinds import JobKind, JobOutcome, TryLater, register
 from arv.jobs.queues import Queue
@@ -126,10 +126,7 @@ def deliver(
             last_error=f"unknown channel {delivery.channel!r}",
         )
         raise DeliveryRefused(f"unknown channel {delivery.channel!r}")
-    notification = delivery.notification
-    company = session.get(Company, notification.company_id)
-    assert company is not None  # the notification's foreign key cascades with the company
-    message = render_notification(session, notification, company, settings)
+    message = render_notification(session, delivery.notification)
     recipient = delivery.recipient
     session.commit()  # end the read transaction: no database lock is held while waiting
 

@@ -10,12 +10,13 @@ from __future__ import annotations
 import email.policy
 import smtplib
 import ssl
+from email.header import Header
 from email.message import EmailMessage
 from email.utils import formataddr, make_msgid, parseaddr
 
 from arv.config import Settings
 from arv.services.notify.errors import ChannelUnavailable, DeliveryRefused, OutcomeUnknown
-from arv.services.notify.messages import RenderedMessage
+from arv.services.notify.messages import RenderedMessage, one_line
 from arv.services.notify.ratelimit import Limit
 
 
@@ -31,11 +32,18 @@ class EmailChannel:
         return [Limit.per_second("smtp", self.settings.smtp_rate_per_s)]
 
     def build(self, recipient: str, message: RenderedMessage, *, delivery_id: int) -> EmailMessage:
+        """The e-mail of `message` to `recipient`; raises DeliveryRefused for an address no header can
+        hold (a line break in a stored `contact_email`)."""
+        if one_line(recipient) != recipient:
+            raise DeliveryRefused(
+                f"the address {recipient!r} holds a line break or another control character: correct "
+                "the company's contact_email, then resend"
+            )
         sender_name, sender_address = parseaddr(self.settings.smtp_from)
         mail = EmailMessage()
         mail["From"] = formataddr((sender_name, sender_address))
         mail["To"] = recipient
-        mail["Subject"] = message.subject
+        _set_subject(mail, message.subject)
         # One Message-ID per delivery: a mail system that sees it twice can tell it is the same mail.
         domain = sender_address.rpartition("@")[2] or "arv.local"
         mail["Message-ID"] = make_msgid(idstring=f"arv-delivery-{delivery_id}", domain=domain)
@@ -107,6 +115,19 @@ class EmailChannel:
                 raise _answer_error(code, answer, f"refused the address {recipient}")
         except (OSError, smtplib.SMTPServerDisconnected) as exc:
             raise ChannelUnavailable(f"the mail server connection broke before sending: {exc}") from exc
+
+
+def _set_subject(mail: EmailMessage, subject: str) -> None:
+    """Set `subject` as RFC 2047 encoded words (UTF-8, base64), folded at 76 characters a line.
+
+    The e-mail package's own folding of a plain value is not read back as written: a long run of
+    text with `"`, `;` or `&` is moved whole to a continuation line, which readers show after a space,
+    and any "=?charset?q?...?=" in a name is taken for an encoded word, which readers show decoded.
+    Encoded words can break anywhere and decode to exactly the text. A header is also one line:
+    the package refuses CR, LF and every other break `str.splitlines` knows ("Header values may not
+    contain linefeed or carriage return characters"), so `one_line` comes first.
+    """
+    mail.set_raw("Subject", Header(one_line(subject), "utf-8", header_name="Subject").encode())
 
 
 def _answer_error(code: int, answer: bytes | str, what: str) -> Exception:

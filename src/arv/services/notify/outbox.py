@@ -14,7 +14,6 @@ import structlog
 from sqlalchemy import Select, and_, func, literal, select, update
 from sqlalchemy.orm import Session
 
-from arv.config import get_settings
 from arv.db.dialect import upsert
 from arv.db.models import (
     ARContent,
@@ -55,18 +54,10 @@ def create_notification(
     company = session.get(Company, company_id)
     if company is None:
         raise ValueError(f"there is no company {company_id}")
-    draft = Notification(
-        company_id=company_id,
-        notification_type=notification_type,
-        project_id=project_id,
-        ar_content_id=ar_content_id,
-        payload=payload,
-        subject="",
-        message="",
+    # The facts of the event, kept with it: its words are rendered from them wherever they are read.
+    facts = messages.event_facts(
+        session, company=company, project_id=project_id, ar_content_id=ar_content_id, payload=payload
     )
-    # The stored words are the company's language at the time of the event, for the API's list.
-    words = messages.render_notification(session, draft, company, get_settings())
-    now = utcnow()
     inserted = session.execute(
         upsert(session, Notification)
         .values(
@@ -74,11 +65,11 @@ def create_notification(
             notification_type=notification_type,
             project_id=project_id,
             ar_content_id=ar_content_id,
-            subject=words.subject[:300],
-            message=words.text,
-            payload=payload,
+            subject="",
+            message="",
+            payload=facts,
             dedupe_key=dedupe_key,
-            created_at=now,
+            created_at=utcnow(),
         )
         .on_conflict_do_nothing(index_elements=["dedupe_key"])
         .returning(Notification.id)

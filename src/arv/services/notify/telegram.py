@@ -61,6 +61,8 @@ class TelegramChannel:
                 "Telegram is not configured on this server (ARV_TELEGRAM_BOT_TOKEN is not set)"
             )
         base_url = f"{settings.telegram_api_url.rstrip('/')}/bot{settings.telegram_bot_token}"
+        # Plain text, no `parse_mode`: Telegram shows names with <, &, * or _ as written, so there is
+        # nothing to escape (under HTML or Markdown a stray one would refuse the whole message).
         body = {
             "chat_id": recipient,
             "text": message.chat_text[:MAX_TEXT_CHARS],

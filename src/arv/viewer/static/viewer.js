@@ -50,7 +50,7 @@ function unmute() {
 }
 
 function errorReason(status, content) {
-  if (content.state === "not_ready" || content.state === "unknown") {
+  if (content.state === "not_ready" || content.state === "unknown" || content.state === "deleted") {
     return content.state;
   }
   return status === 404 ? "unknown" : "failed";
