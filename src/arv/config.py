@@ -8,6 +8,8 @@ from pathlib import Path
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from arv.mindar.limits import DEFAULT_MAX_PIXELS
+
 
 class Settings(BaseSettings):
     """Every knob of ARV. With nothing set, everything runs on one machine with no servers.
@@ -41,7 +43,8 @@ class Settings(BaseSettings):
 
     max_upload_mb: int = 50
     # Decompression-bomb guard: images claiming more pixels than this are refused from their header.
-    max_image_pixels: int = 60_000_000
+    # The compiler's own limit, the one its memory budget was measured for (see arv.mindar.limits).
+    max_image_pixels: int = DEFAULT_MAX_PIXELS
     download_url_ttl_s: int = 900
 
     # Celery time limits per queue, in seconds (soft ends the task cleanly, hard kills it).
