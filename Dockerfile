@@ -10,7 +10,7 @@ COPY src ./src
 COPY scripts ./scripts
 # The viewer's browser libraries are copied into the package first, so the install carries them.
 RUN scripts/install-viewer-assets.sh && pip install -c constraints.txt .
-RUN useradd --create-home arv && mkdir -p /data && chown arv /data
+RUN useradd --create-home arv && mkdir -p /data && chown arv /data && chmod 700 /data
 USER arv
 ENV ARV_DATA_DIR=/data
 EXPOSE 8000

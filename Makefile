@@ -5,7 +5,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 NODE_CLIENT := tests/mindar_client
 
-.PHONY: install run test lint node-deps clean
+ENV_FILE ?= .env
+
+.PHONY: install run test lint node-deps clean env
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +36,10 @@ lint: install
 	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/mypy src/arv
 	$(BIN)/lint-imports
+
+# The secrets docker-compose.yml reads, random, in $(ENV_FILE); an existing file is kept as it is.
+env:
+	$(PYTHON) scripts/generate-env.py $(ENV_FILE)
 
 clean:
 	rm -rf $(VENV) .arv .pytest_cache

@@ -61,11 +61,14 @@ def test_every_periodic_message_expires_after_one_interval() -> None:
         assert entry["options"]["expires"] == entry["schedule"].total_seconds(), name  # type: ignore[index,union-attr]
 
 
-def test_healthz_reports_the_sweep_and_turns_unhealthy_when_it_stops(arv_env: dict[str, str]) -> None:
+def test_healthz_reports_the_sweep_and_turns_unhealthy_when_it_stops(
+    arv_env: dict[str, str], admin_headers: dict[str, str]
+) -> None:
     from arv.api.app import create_app
 
     with TestClient(create_app()) as api:
-        never = api.get("/healthz")
+        # The reasons are the operator's to read (tests/test_hardening.py: the public view has none).
+        never = api.get("/healthz", headers=admin_headers)
         assert never.status_code == 503
         assert never.json()["checks"]["sweep"]["ok"] is False
         assert "never run" in never.json()["checks"]["sweep"]["error"]
@@ -79,7 +82,7 @@ def test_healthz_reports_the_sweep_and_turns_unhealthy_when_it_stops(arv_env: di
         with session_scope() as session:
             run = session.get_one(TaskRun, SWEEP_TASK)
             run.last_finished_at = run.last_finished_at - timedelta(seconds=stale_by)  # type: ignore[operator]
-        stale = api.get("/healthz")
+        stale = api.get("/healthz", headers=admin_headers)
         assert stale.status_code == 503
         assert stale.json()["checks"]["sweep"]["ok"] is False
         assert "is any worker running" in stale.json()["checks"]["sweep"]["error"]

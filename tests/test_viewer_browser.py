@@ -66,6 +66,8 @@ def test_the_page_tracks_the_print_and_plays_the_video_and_never_tracks_without_
         )  # fmt: skip
         states = [s["state"] for s in seen["states"]]
         assert states[:3] == ["loading", "scanning", "tracking"], seen
+        # All of it under the page's Content-Security-Policy (tests/test_hardening.py): nothing refused.
+        assert not [e for e in seen["errors"] if "Content Security Policy" in e], seen["errors"]
         # Lost when the print went away, found again when it came back; playing only while tracking.
         first = states.index("tracking")
         assert states[first : first + 3] == ["tracking", "scanning", "tracking"], seen
@@ -125,3 +127,5 @@ def test_expired_content_says_so_without_asking_for_the_camera_and_refusals_are_
         assert expired["finalState"] == "expired" and expired["httpStatus"] == 410, expired
         assert expired["cameraRequests"] == 0
         assert "Срок действия истёк" in expired["text"]
+        for report in (refused, no_webgl, expired):
+            assert not [e for e in report["errors"] if "Content Security Policy" in e], report["errors"]

@@ -8,6 +8,8 @@ from pathlib import Path
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from arv.mindar.limits import DEFAULT_MAX_PIXELS
+
 
 class Settings(BaseSettings):
     """Every knob of ARV. With nothing set, everything runs on one machine with no servers.
@@ -41,7 +43,8 @@ class Settings(BaseSettings):
 
     max_upload_mb: int = 50
     # Decompression-bomb guard: images claiming more pixels than this are refused from their header.
-    max_image_pixels: int = 60_000_000
+    # The compiler's own limit, the one its memory budget was measured for (see arv.mindar.limits).
+    max_image_pixels: int = DEFAULT_MAX_PIXELS
     download_url_ttl_s: int = 900
 
     # Celery time limits per queue, in seconds (soft ends the task cleanly, hard kills it).
@@ -136,6 +139,19 @@ class Settings(BaseSettings):
     quota_transcodes_in_flight: int = Field(default=10, ge=0)
     # Bytes of uploaded images and videos kept in storage (derived files are not counted): 50 GiB.
     quota_stored_bytes: int = Field(default=50 * 1024**3, ge=0)
+
+    # ---- slow clients (issue 11, hardening) ----
+    # A request's headers must be complete this long after its first byte (or the connection's
+    # opening), else 408 and the connection is closed: uvicorn alone never cuts off a slowloris.
+    http_header_timeout_s: float = Field(default=10.0, gt=0)
+    # A request's headers larger than this are refused with 431 (uvicorn's httptools has no bound).
+    http_max_header_bytes: int = Field(default=65536, ge=1024)
+    # Each piece of a request body must arrive within this long of the previous one, else 408.
+    http_body_timeout_s: float = Field(default=30.0, gt=0)
+    # An idle kept-alive connection is closed after this long (uvicorn's timeout_keep_alive).
+    http_keep_alive_timeout_s: int = Field(default=5, ge=1)
+    # Past this many open connections and requests in one API process, new requests get 503.
+    http_max_connections: int = Field(default=1000, ge=1)
 
     @model_validator(mode="after")
     def _heartbeat_renews_in_time(self) -> Settings:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import io
 import json
 import os
@@ -188,6 +189,33 @@ def test_pixel_limit_can_be_set_on_the_command_line(tmp_path: Path) -> None:
     )
 
 
+def test_the_pixel_limit_is_arv_max_image_pixels_unless_given(tmp_path: Path) -> None:
+    picture = _picture(tmp_path / "big.png", seed=4, size=(800, 600))
+
+    result = subprocess.run(
+        [str(ARV), "compile", str(picture), "-o", str(tmp_path / "out.mind")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "ARV_MAX_IMAGE_PIXELS": "200000"},
+    )
+
+    assert result.returncode != 0
+    assert result.stderr.strip() == (
+        "error: big.png: the image is 800 x 600 px (0.5 MP), more than the limit of 0.2 MP"
+    )
+
+
+def test_arv_max_image_pixels_defaults_to_the_compilers_own_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    from arv.config import Settings
+
+    monkeypatch.delenv("ARV_MAX_IMAGE_PIXELS", raising=False)
+    assert Settings().max_image_pixels == arv.mindar.DEFAULT_MAX_PIXELS
+    assert inspect.signature(arv.mindar.compile_targets).parameters["max_pixels"].default == (
+        arv.mindar.DEFAULT_MAX_PIXELS
+    )
+
+
 def test_an_unexpected_failure_still_ends_in_one_line_not_a_traceback(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -205,6 +233,5 @@ def test_an_unexpected_failure_still_ends_in_one_line_not_a_traceback(
 
 def test_the_command_defaults_are_the_librarys() -> None:
     # The command repeats them so that `arv --help` need not import numpy and OpenCV.
-    assert command.DEFAULT_MAX_PIXELS == arv.mindar.DEFAULT_MAX_PIXELS
     assert command.DEFAULT_WORKING_SIDE == arv.mindar.DEFAULT_WORKING_SIDE
     assert command.MIN_WORKING_SIDE == MIN_SHORTEST_SIDE

@@ -33,6 +33,8 @@ from arv.api.routes import (
     viewer,
 )
 from arv.api.schemas import ERROR_RESPONSES
+from arv.api.security import SecurityHeaders
+from arv.api.slow_clients import BodyReadTimeout
 from arv.api.uploads import ENVELOPE_BYTES, BodySizeLimit
 from arv.config import get_settings
 from arv.logging import configure_logging
@@ -109,6 +111,9 @@ def create_app() -> FastAPI:
     app.add_middleware(AuthenticateBeforeBody)
     app.middleware("http")(count_requests)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_upload_bytes + ENVELOPE_BYTES)
+    # Hardening (issue 11): headers on every answer, whoever made it (a 401, a 413 included).
+    app.add_middleware(BodyReadTimeout, timeout_s=settings.http_body_timeout_s)
+    app.add_middleware(SecurityHeaders)
     # The broker's Celery app, built now: through it the job layer publishes the API's wake-ups.
     get_celery_app()
 

@@ -7,9 +7,12 @@ from pydantic import ValidationError
 # Each module registers its commands on `app` when imported.
 from arv.cli import compile, keys, platform, tasks  # noqa: E402,F401  (registration)
 from arv.cli.app import app
+from arv.private_files import owner_only_umask
 
 
 def main() -> None:
+    # Before anything writes: every file of every part (and of their children) is the owner's only.
+    owner_only_umask()
     try:
         app()
     except ValidationError as exc:

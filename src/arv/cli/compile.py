@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from arv.mindar import CompiledTargets
 
 # Kept in step with arv.mindar's defaults, which are not imported here so `arv --help` stays fast.
-DEFAULT_MAX_PIXELS = 50_000_000
+# (The pixel limit is not repeated: it is ARV_MAX_IMAGE_PIXELS, whose default is the compiler's.)
 DEFAULT_WORKING_SIDE = 1024
 MIN_WORKING_SIDE = 128
 
@@ -78,8 +78,14 @@ def compile_command(
         bool, typer.Option("--json", help="Print the quality report as JSON on stdout.")
     ] = False,
     max_pixels: Annotated[
-        int, typer.Option("--max-pixels", min=1, help="Refuse images whose header claims more pixels.")
-    ] = DEFAULT_MAX_PIXELS,
+        int | None,
+        typer.Option(
+            "--max-pixels",
+            min=1,
+            show_default="ARV_MAX_IMAGE_PIXELS",
+            help="Refuse images whose header claims more pixels.",
+        ),
+    ] = None,
     working_side: Annotated[
         int,
         typer.Option(
@@ -90,8 +96,11 @@ def compile_command(
     ] = DEFAULT_WORKING_SIDE,
 ) -> None:
     """Compile images into one MindAR target file (.mind), one target per image."""
+    from arv.config import get_settings
     from arv.mindar import MindARInputError
 
+    if max_pixels is None:
+        max_pixels = get_settings().max_image_pixels
     try:
         compiled = _compile_with_progress_bar(images, max_pixels=max_pixels, working_side=working_side)
     except MindARInputError as exc:

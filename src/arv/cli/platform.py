@@ -14,6 +14,7 @@ import typer
 from arv.cli.app import app
 from arv.cli.supervisor import Supervisor
 from arv.config import get_settings
+from arv.private_files import private_dir
 
 
 @app.command()
@@ -34,6 +35,8 @@ def api(
     """Serve the HTTP API."""
     import uvicorn
 
+    from arv.api.slow_clients import uvicorn_options
+
     settings = get_settings()
     uvicorn.run(
         "arv.api.app:create_app",
@@ -43,6 +46,7 @@ def api(
         workers=workers,
         log_level=settings.log_level.lower(),
         access_log=False,
+        **uvicorn_options(),
     )
 
 
@@ -67,7 +71,7 @@ def beat(ctx: typer.Context) -> None:
     from arv.tasks.app import get_celery_app
 
     # Beat's shelve opens its file without creating the folder: a fresh data dir would stop it at start.
-    Path(get_celery_app().conf.beat_schedule_filename).parent.mkdir(parents=True, exist_ok=True)
+    private_dir(Path(get_celery_app().conf.beat_schedule_filename).parent)
     _celery(["beat", "--loglevel", get_settings().log_level] + list(ctx.args))
 
 
@@ -98,7 +102,7 @@ def run(
     # Every process writes its metrics here, so the API's /metrics shows the workers' tasks too.
     metrics_dir = settings.resolved_data_dir / "metrics"
     shutil.rmtree(metrics_dir, ignore_errors=True)
-    metrics_dir.mkdir(parents=True)
+    private_dir(metrics_dir)
     env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
     if port:
         env["ARV_API_PORT"] = str(port)

@@ -8,6 +8,7 @@ from alembic import command
 from alembic.config import Config
 
 from arv.config import get_settings
+from arv.private_files import private_dir
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 
@@ -23,5 +24,5 @@ def upgrade_database(url: str | None = None) -> None:
     """Apply every migration not yet applied to the database at `url` (default: the settings')."""
     settings = get_settings()
     if (url or settings.sqlalchemy_url).startswith("sqlite"):
-        settings.resolved_data_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(settings.resolved_data_dir)
     command.upgrade(alembic_config(url), "head")

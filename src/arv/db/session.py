@@ -6,13 +6,15 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
+from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, event, exc
+from sqlalchemy import Engine, create_engine, event, exc, make_url
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
 
 from arv.config import get_settings
+from arv.private_files import private_file
 
 
 def make_engine(url: str) -> Engine:
@@ -29,6 +31,10 @@ def make_engine(url: str) -> Engine:
         )
         _ping_when_idle(engine)
         return engine
+    database = make_url(url).database
+    if database and database != ":memory:" and not database.startswith("file:"):
+        # SQLite makes the -wal and -shm files with the database's mode: all three are 0600.
+        private_file(Path(database))
     engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
 
     @event.listens_for(engine, "connect")

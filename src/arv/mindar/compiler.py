@@ -10,12 +10,12 @@ import numpy as np
 
 from arv.mindar.errors import NotAnImageError, TargetUntrackableError
 from arv.mindar.images import (
-    DEFAULT_MAX_PIXELS,
     MIN_SHORTEST_SIDE,
     ImageSource,
     load_target_image,
     source_label,
 )
+from arv.mindar.limits import DEFAULT_MAX_PIXELS
 from arv.mindar.matching import build_matching_keyframes
 from arv.mindar.mindfile import encode_mind
 from arv.mindar.tracking import TrackingLevel, build_tracking_levels
@@ -298,12 +298,14 @@ def compile_targets(
         step = index * steps_per_image
         report_progress(step / total_steps, f"loading {label}")
         loaded = load_target_image(image, max_pixels=max_pixels, working_side=working_side, label=label)
+        image_shape = (loaded.height, loaded.width)
         target = working_resolution(loaded.grey, working_side)
+        del loaded  # the full-size grey is not needed past the working resolution
         report_progress((step + 1) / total_steps, f"finding feature points in {label}")
         keyframes = build_matching_keyframes(target)
         report_progress((step + 2) / total_steps, f"finding tracking points in {label}")
         tracking_levels = build_tracking_levels(target)
-        report = _report(label, (loaded.height, loaded.width), target, keyframes, tracking_levels)
+        report = _report(label, image_shape, target, keyframes, tracking_levels)
         if not report.usable:
             raise TargetUntrackableError(
                 "the image is unusable as a target: " + "; ".join(report.problems),

@@ -11,10 +11,10 @@ import warnings
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
 import numpy as np
-from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageCms, UnidentifiedImageError
 
 from arv.mindar.errors import (
     ImageTooLargeError,
@@ -23,12 +23,10 @@ from arv.mindar.errors import (
     TruncatedImageError,
     UnsupportedImageFormatError,
 )
+from arv.mindar.limits import DEFAULT_MAX_PIXELS, costly_kind, pixel_limit
 
 ImageSource = str | os.PathLike | bytes | bytearray | memoryview | np.ndarray
 
-# Refuse images whose header claims more pixels than this: 50 MP holds a 48 MP phone photo, and decoding
-# stays within memory. Checked before any pixel is decoded (decompression bombs claim billions).
-DEFAULT_MAX_PIXELS = 50_000_000
 # Shortest side, in pixels, below which an image is refused: MindAR's tracker follows the target at
 # 128 px, and its matching pyramid goes down to 100 px; anything smaller has to be invented by enlarging.
 MIN_SHORTEST_SIDE = 128
@@ -39,6 +37,9 @@ PAPER_WHITE = 255
 # The EXIF tag saying how the stored pixels are turned for display; values 5 to 8 turn by 90 degrees.
 _EXIF_ORIENTATION = 0x0112
 _QUARTER_TURN_ORIENTATIONS = frozenset({5, 6, 7, 8})
+# Pictures are converted to grey this many pixels at a time (see _grey_from_pillow): the temporary
+# copies of one band (RGBA, 16-bit sums for the flattening) take about 30 bytes per pixel, 30 MB.
+BAND_PIXELS = 1 << 20
 # Errors Pillow and its decoders raise on data that ends early or is corrupt.
 _DAMAGED_DATA_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error, zlib.error, IndexError)
 
@@ -160,41 +161,90 @@ def _has_transparency(image: Image.Image) -> bool:
     return image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info
 
 
-def _grey_from_pillow(image: Image.Image) -> np.ndarray:
-    """Grey pixels of a decoded Pillow image of any mode, as the picture looks on paper."""
+def _band_rows(width: int) -> int:
+    """Rows per band so that a band holds about BAND_PIXELS pixels (at least one row)."""
+    return max(1, BAND_PIXELS // max(width, 1))
+
+
+def _grey_of_16_bit(image: Image.Image, *, peak: int | None) -> np.ndarray:
+    """8-bit grey of a 16-bit (or 32-bit) grey band, scaled, not clipped (Pillow's conversion clips).
+
+    `peak` is the brightest value of the whole picture for mode I, which is scaled down by it when it
+    exceeds 16 bits.
+    """
+    wide = np.asarray(image).astype(np.int64)
+    if peak is not None and peak > 65535:
+        wide = wide * 65535 // peak
+    return ((np.clip(wide, 0, 65535) * 255 + 32767) // 65535).astype(np.uint8)
+
+
+def _grey_of_band(image: Image.Image, *, peak: int | None, cmyk: _CmykConverter | None) -> np.ndarray:
+    """Grey pixels of a decoded Pillow image of any mode (a band of the picture), as it looks on paper.
+
+    Every step is per pixel, so a picture converted band by band gives exactly the grey of the whole.
+    """
     if _has_transparency(image):
         return grey_from_rgb(_flatten_on_paper(np.asarray(image.convert("RGBA"))))
     if image.mode == "L":
         return np.array(image, dtype=np.uint8)
     if image.mode.startswith("I;16") or image.mode == "I":
-        # 16-bit grey: Pillow's own conversion to 8 bits clips instead of scaling.
-        wide = np.asarray(image).astype(np.int64)
-        if image.mode == "I" and wide.max(initial=0) > 65535:
-            wide = wide * 65535 // max(int(wide.max()), 1)
-        return ((np.clip(wide, 0, 65535) * 255 + 32767) // 65535).astype(np.uint8)
+        return _grey_of_16_bit(image, peak=peak)
     if image.mode in ("1", "F"):
         return np.array(image.convert("L"), dtype=np.uint8)
     if image.mode == "CMYK":
-        return grey_from_rgb(np.asarray(_cmyk_to_rgb(image)))
+        return grey_from_rgb(np.asarray(cmyk.to_rgb(image) if cmyk else image.convert("RGB")))
     return grey_from_rgb(np.asarray(image.convert("RGB")))
 
 
-def _cmyk_to_rgb(image: Image.Image) -> Image.Image:
-    """CMYK through its embedded ICC profile when it has one (what a viewer shows), else Pillow's formula."""
-    profile = image.info.get("icc_profile")
-    if profile:
+def _grey_from_pillow(image: Image.Image) -> np.ndarray:
+    """Grey pixels of a decoded Pillow image of any mode, as the picture looks on paper.
+
+    The picture is converted a band of rows at a time into one uint8 array, so the copies that the
+    conversion makes (RGBA, 16-bit sums) are of one band, never of the whole picture.
+    """
+    width, height = image.size
+    peak = None
+    if image.mode == "I":
+        peak = max(int(image.getextrema()[1]), 1)  # type: ignore[arg-type,index]
+    cmyk = _CmykConverter.for_image(image) if image.mode == "CMYK" else None
+    grey = np.empty((height, width), dtype=np.uint8)
+    rows = _band_rows(width)
+    for top in range(0, height, rows):
+        bottom = min(top + rows, height)
+        band = image if (top, bottom) == (0, height) else image.crop((0, top, width, bottom))
+        grey[top:bottom] = _grey_of_band(band, peak=peak, cmyk=cmyk)
+    return grey
+
+
+class _CmykConverter:
+    """CMYK to RGB through the picture's embedded ICC profile (what a viewer shows), built once."""
+
+    def __init__(self, transform: ImageCms.ImageCmsTransform) -> None:
+        self._transform = transform
+
+    @classmethod
+    def for_image(cls, image: Image.Image) -> _CmykConverter | None:
+        """The converter for the image's profile, or None for Pillow's formula (no or a broken profile)."""
+        profile = image.info.get("icc_profile")
+        if not profile:
+            return None
         try:
-            converted = ImageCms.profileToProfile(
-                image,
+            transform = ImageCms.buildTransform(
                 ImageCms.ImageCmsProfile(io.BytesIO(profile)),
                 ImageCms.createProfile("sRGB"),
-                outputMode="RGB",
+                "CMYK",
+                "RGB",
             )
         except (ImageCms.PyCMSError, OSError, ValueError):
-            converted = None  # a broken profile: fall back to the plain conversion below
-        if converted is not None:
-            return converted
-    return image.convert("RGB")
+            return None  # a broken profile: fall back to the plain conversion
+        return cls(transform)
+
+    def to_rgb(self, image: Image.Image) -> Image.Image:
+        try:
+            # Not in place, so applyTransform returns the new image.
+            return cast("Image.Image", ImageCms.applyTransform(image, self._transform))
+        except (ImageCms.PyCMSError, OSError, ValueError):
+            return image.convert("RGB")  # a profile that cannot convert these pixels: Pillow's formula
 
 
 def _grey_from_array(array: np.ndarray, *, max_pixels: int, label: str) -> np.ndarray:
@@ -208,15 +258,51 @@ def _grey_from_array(array: np.ndarray, *, max_pixels: int, label: str) -> np.nd
     if array.ndim == 3 and array.shape[2] not in (1, 3, 4):
         raise NotAnImageError(f"an image array needs 1, 3 or 4 channels, not {array.shape[2]}", source=label)
     _check_dimensions(array.shape[1], array.shape[0], max_pixels=max_pixels, label=label)
-    if array.dtype == np.uint16:
-        array = ((array.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
-    if array.ndim == 2:
+    if array.ndim == 2 and array.dtype == np.uint8:
         return np.ascontiguousarray(array)
-    if array.shape[2] == 1:
-        return np.ascontiguousarray(array[..., 0])
-    if array.shape[2] == 4:
-        return grey_from_rgb(_flatten_on_paper(array))
-    return grey_from_rgb(array)
+    # Band by band, like a decoded picture: the wide copies are of one band at a time.
+    height, width = array.shape[:2]
+    grey = np.empty((height, width), dtype=np.uint8)
+    rows = _band_rows(width)
+    for top in range(0, height, rows):
+        band = array[top : top + rows]
+        if band.dtype == np.uint16:
+            band = ((band.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
+        if band.ndim == 2:
+            grey[top : top + rows] = band
+        elif band.shape[2] == 1:
+            grey[top : top + rows] = band[..., 0]
+        elif band.shape[2] == 4:
+            grey[top : top + rows] = grey_from_rgb(_flatten_on_paper(band))
+        else:
+            grey[top : top + rows] = grey_from_rgb(band)
+    return grey
+
+
+def _orientation(image: Image.Image) -> int:
+    """The EXIF orientation (1 to 8) of a loaded image; 1 when it has none or it cannot be read."""
+    try:
+        value = image.getexif().get(_EXIF_ORIENTATION, 1)
+    except (*_DAMAGED_DATA_ERRORS, KeyError, TypeError):
+        return 1  # unreadable EXIF: show the pixels as stored, like most viewers
+    return value if isinstance(value, int) and 1 <= value <= 8 else 1
+
+
+def _as_shown(grey: np.ndarray, orientation: int) -> np.ndarray:
+    """The grey pixels turned as ``ImageOps.exif_transpose`` turns the picture for this orientation.
+
+    Turning the grey rather than the decoded picture moves one byte per pixel instead of up to four.
+    """
+    turned = {
+        2: lambda a: a[:, ::-1],  # FLIP_LEFT_RIGHT
+        3: lambda a: a[::-1, ::-1],  # ROTATE_180
+        4: lambda a: a[::-1],  # FLIP_TOP_BOTTOM
+        5: lambda a: a.T,  # TRANSPOSE
+        6: lambda a: np.rot90(a, -1),  # ROTATE_270 (a quarter turn clockwise)
+        7: lambda a: a.T[::-1, ::-1],  # TRANSVERSE
+        8: lambda a: np.rot90(a, 1),  # ROTATE_90 (a quarter turn anticlockwise)
+    }.get(orientation)
+    return grey if turned is None else np.ascontiguousarray(turned(grey))
 
 
 @dataclass(frozen=True)
@@ -283,6 +369,14 @@ def load_target_image(
     try:
         width, height = image.size
         _check_dimensions(width, height, max_pixels=max_pixels, label=label)
+        limit = pixel_limit(image, max_pixels)
+        if width * height > limit:
+            raise ImageTooLargeError(
+                f"the image is {width} x {height} px ({width * height / 1e6:.1f} MP), more than the "
+                f"limit of {limit / 1e6:.1f} MP for a {costly_kind(image)}, which takes more memory to "
+                "decode; save it as a baseline JPEG or PNG",
+                source=label,
+            )
         if working_side and image.format in ("JPEG", "MPO") and min(width, height) > working_side:
             factor = working_side / min(width, height)
             image.draft(image.mode, (math.ceil(width * factor), math.ceil(height * factor)))
@@ -290,13 +384,13 @@ def load_target_image(
             image.load()
         except _DAMAGED_DATA_ERRORS as error:
             raise TruncatedImageError(f"the file is truncated or damaged ({error})", source=label) from error
-        try:
-            turned = image.getexif().get(_EXIF_ORIENTATION, 1) in _QUARTER_TURN_ORIENTATIONS
-            shown = ImageOps.exif_transpose(image)
-        except (*_DAMAGED_DATA_ERRORS, KeyError, TypeError):
-            turned, shown = False, image  # unreadable EXIF: show the pixels as stored, like most viewers
-        if turned:
+        orientation = _orientation(image)
+        grey = _grey_from_pillow(image)
+        # The decoded picture (up to 4 bytes per pixel) goes before the grey is turned.
+        image.close()
+        del image
+        if orientation in _QUARTER_TURN_ORIENTATIONS:
             width, height = height, width
-        return LoadedImage(_grey_from_pillow(shown), width=width, height=height)
+        return LoadedImage(_as_shown(grey, orientation), width=width, height=height)
     finally:
         _close(handle)

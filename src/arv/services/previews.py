@@ -10,7 +10,7 @@ import warnings
 from collections.abc import Callable
 from pathlib import Path
 
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 from sqlalchemy import Update, select, update
 from sqlalchemy.orm import Session
 
@@ -27,6 +27,22 @@ THUMBNAIL_SUBJECTS: dict[str, type[Portrait] | type[ARContent]] = {
     "ar_content": ARContent,
 }
 JPEG_QUALITY = 85
+# A picture is box-reduced to at least this many times the thumbnail's size before the final
+# Lanczos resize, as Image.thumbnail itself does.
+THUMBNAIL_REDUCING_GAP = 2
+# Pixels converted at a time when a picture is reduced for its thumbnail.
+THUMBNAIL_BAND_PIXELS = 1 << 20
+# The EXIF orientation tag, and how each of its values turns the stored pixels for display.
+_EXIF_ORIENTATION = 0x0112
+_ORIENTATION_TRANSPOSE = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
 # Where in the video the poster is taken: a little past the start, which is often black.
 POSTER_AT_S = 0.5
 # ffmpeg's own messages can be long; a person needs the gist.
@@ -49,20 +65,48 @@ def request_poster(session: Session, video: Video, company_id: int) -> str:
 
 
 def thumbnail_jpeg(image_data: bytes, *, max_px: int) -> bytes:
-    """A JPEG of the image as a person sees it (EXIF orientation applied), longest side `max_px`."""
+    """A JPEG of the image as a person sees it (EXIF orientation applied), longest side `max_px`.
+
+    The picture is never copied at full size: a JPEG is decoded at a reduced DCT scale, and any other
+    image is converted to RGB and box-reduced a band of rows at a time, before the final resize.
+    """
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(image_data)) as opened:
-                image = ImageOps.exif_transpose(opened)
-                image.draft("RGB", (max_px, max_px))  # JPEG decodes at a smaller scale: far less work
-                image = image.convert("RGB")
+                opened.draft(opened.mode, (max_px, max_px))  # JPEG decodes at a smaller scale
+                opened.load()
+                image = _reduced_rgb(opened, max(opened.size) // (THUMBNAIL_REDUCING_GAP * max_px))
+                image = _as_shown(image, opened.getexif().get(_EXIF_ORIENTATION, 1))
     except (UnidentifiedImageError, OSError, ValueError) as exc:
         raise PreviewInputError(f"the image cannot be read for a thumbnail ({exc})") from exc
     image.thumbnail((max_px, max_px), Image.Resampling.LANCZOS)
     out = io.BytesIO()
     image.save(out, format="JPEG", quality=JPEG_QUALITY, optimize=True)
     return out.getvalue()
+
+
+def _reduced_rgb(image: Image.Image, factor: int) -> Image.Image:
+    """The image in RGB, box-reduced by `factor` (1: not reduced), converted a band of rows at a time.
+
+    Each band's height is a multiple of `factor`, so the result equals reducing the whole picture.
+    """
+    factor = max(factor, 1)
+    width, height = image.size
+    if factor == 1 and width * height <= THUMBNAIL_BAND_PIXELS:
+        return image.convert("RGB")
+    rows = factor * max(1, THUMBNAIL_BAND_PIXELS // (width * factor))
+    reduced = Image.new("RGB", (-(-width // factor), -(-height // factor)))
+    for top in range(0, height, rows):
+        band = image.crop((0, top, width, min(top + rows, height))).convert("RGB")
+        reduced.paste(band.reduce(factor) if factor > 1 else band, (0, top // factor))
+    return reduced
+
+
+def _as_shown(image: Image.Image, orientation: object) -> Image.Image:
+    """The image turned as its EXIF orientation says (what ImageOps.exif_transpose does)."""
+    method = _ORIENTATION_TRANSPOSE.get(orientation) if isinstance(orientation, int) else None
+    return image if method is None else image.transpose(method)
 
 
 def thumbnail_key(job_id: str) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 
 from arv.config import Settings, get_settings
+from arv.private_files import private_file, write_private
 from arv.storage.base import ObjectNotFound, Storage, StorageError, StoredObject, new_key
 
 
@@ -39,12 +40,10 @@ def settings_signing_key(settings: Settings) -> bytes:
     import secrets
 
     path = settings.resolved_data_dir / "secret_key"
-    path.parent.mkdir(parents=True, exist_ok=True)
     if not path.exists():
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(secrets.token_urlsafe(32))
-        tmp.replace(path)
-    return path.read_text().strip().encode()
+        write_private(path, secrets.token_urlsafe(32).encode())
+    # An older install's world-readable key is closed too.
+    return private_file(path).read_text().strip().encode()
 
 
 @lru_cache

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import mimetypes
+import re
 import secrets
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
@@ -19,6 +21,25 @@ class ObjectNotFound(StorageError):
 def new_key(prefix: str, suffix: str = "") -> str:
     """An unguessable key under `prefix`, e.g. ``images/3f…a1.jpg``."""
     return f"{prefix.strip('/')}/{secrets.token_urlsafe(24)}{suffix}"
+
+
+# Types a browser shows but never runs, served inline (the viewer's <video> and <img> take any, but a
+# person opening a link sees the picture); anything else (SVG, HTML, unknown) is an attachment, so a
+# stored file can never open as a page.
+INLINE_TYPES = ("image/jpeg", "image/png", "image/webp", "video/", "audio/", "application/octet-stream")
+
+
+def guess_content_type(key: str) -> str:
+    """The media type of an object from its key's suffix (every key ARV makes has one)."""
+    return mimetypes.guess_type(key.rsplit("/", 1)[-1])[0] or "application/octet-stream"
+
+
+def content_disposition(key: str, content_type: str, filename: str | None = None) -> str:
+    """The Content-Disposition of a download: inline for the types above, else attachment, with a
+    file name of safe characters only (`filename`, or the key's last part)."""
+    name = re.sub(r"[^A-Za-z0-9._-]", "_", filename or key.rsplit("/", 1)[-1]).lstrip(".") or "download"
+    inline = filename is None and content_type.startswith(INLINE_TYPES)
+    return f'{"inline" if inline else "attachment"}; filename="{name}"'
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import mimetypes
 import os
 import tempfile
 import time
@@ -12,7 +11,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import quote, urlencode
 
-from arv.storage.base import ObjectNotFound, Storage, StorageError, StoredObject
+from arv.private_files import private_dir
+from arv.storage.base import ObjectNotFound, Storage, StorageError, StoredObject, guess_content_type
 
 # The API route that serves signed local downloads (see arv.api.routes.files).
 DOWNLOAD_ROUTE = "/files/"
@@ -50,7 +50,9 @@ class LocalStorage(Storage):
     def put(self, key: str, data: bytes, content_type: str) -> None:
         path = self._path(key)
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            if not path.parent.is_dir():
+                private_dir(path.parent)
+            # mkstemp makes the file 0600, and the rename keeps the mode.
             fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=UPLOAD_TEMP_PREFIX)
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
@@ -148,7 +150,7 @@ class LocalStorage(Storage):
 
     def check(self) -> None:
         try:
-            self.root.mkdir(parents=True, exist_ok=True)
+            private_dir(self.root)
             probe = self.root / HEALTH_PROBE
             probe.write_bytes(b"ok")
             probe.unlink()
@@ -157,4 +159,4 @@ class LocalStorage(Storage):
 
     @staticmethod
     def content_type_of(path: Path) -> str:
-        return mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+        return guess_content_type(path.name)

@@ -9,7 +9,14 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from arv.storage.base import ObjectNotFound, Storage, StorageError, StoredObject
+from arv.storage.base import (
+    ObjectNotFound,
+    Storage,
+    StorageError,
+    StoredObject,
+    content_disposition,
+    guess_content_type,
+)
 
 # The most keys S3 returns for one ListObjectsV2 request.
 MAX_KEYS_PER_REQUEST = 1000
@@ -139,9 +146,14 @@ class S3Storage(Storage):
         return found
 
     def download_url(self, key: str, *, expires_in: int, filename: str | None = None) -> str:
-        params = {"Bucket": self.bucket, "Key": key}
-        if filename:
-            params["ResponseContentDisposition"] = f'attachment; filename="{filename}"'
+        # S3 answers with these instead of the stored headers: a stored SVG or HTML is an attachment.
+        content_type = guess_content_type(key)
+        params = {
+            "Bucket": self.bucket,
+            "Key": key,
+            "ResponseContentType": content_type,
+            "ResponseContentDisposition": content_disposition(key, content_type, filename),
+        }
         return self.client.generate_presigned_url("get_object", Params=params, ExpiresIn=expires_in)
 
     def check(self) -> None:

@@ -15,6 +15,7 @@ from arv.jobs.publisher import use_publisher
 from arv.jobs.queues import QUEUES
 from arv.jobs.queues import Queue as JobQueue
 from arv.logging import configure_logging
+from arv.private_files import private_dir, private_file
 from arv.services import deletion, markers, previews, qr_codes
 from arv.services.notify import delivery
 from arv.tasks import filesystem_broker
@@ -39,7 +40,7 @@ def broker_options(settings: Settings) -> dict[str, object]:
     if settings.celery_broker_url.startswith("filesystem://"):
         folder = settings.broker_folder
         for sub in ("queue", "control", "processed"):
-            (folder / sub).mkdir(parents=True, exist_ok=True)
+            private_dir(folder / sub)
         return {
             "data_folder_in": str(folder / "queue"),
             "data_folder_out": str(folder / "queue"),
@@ -64,7 +65,10 @@ def create_celery_app(settings: Settings | None = None) -> Celery:
     settings = settings or get_settings()
     configure_logging(settings)
     if settings.is_sqlite or not settings.result_backend:
-        settings.resolved_data_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(settings.resolved_data_dir)
+    if not settings.result_backend and not settings.broker_url.startswith(("redis://", "rediss://")):
+        # Celery's SQLite result store: created by SQLite with the umask otherwise.
+        private_file(settings.resolved_data_dir / "results.db")
     app = Celery(
         "arv",
         broker=settings.celery_broker_url,

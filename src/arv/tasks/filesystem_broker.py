@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import os
 import uuid
+from contextlib import suppress
 from pathlib import Path
 from queue import Empty
 from time import monotonic
@@ -27,6 +28,8 @@ from kombu.transport import filesystem
 from kombu.utils.encoding import bytes_to_str, str_to_bytes
 from kombu.utils.json import dumps, loads
 from kombu.utils.objects import cached_property
+
+from arv.private_files import PRIVATE_FILE_MODE, private_dir
 
 # What Celery's `broker_transport` setting names to use this transport.
 TRANSPORT = "arv.tasks.filesystem_broker:Transport"
@@ -49,12 +52,20 @@ class Channel(filesystem.Channel):
         final = os.path.join(self.data_folder_out, name)
         partial = final + PARTIAL_SUFFIX
         try:
-            with open(partial, "wb") as f:
+            with os.fdopen(
+                os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE), "wb"
+            ) as f:
                 f.write(str_to_bytes(dumps(payload)))
             os.replace(partial, final)
         except OSError as exc:
             Path(partial).unlink(missing_ok=True)
             raise ChannelError(f"Cannot add file {final!r} to directory") from exc
+
+    def _queue_bind(self, exchange: str, routing_key: str, pattern: str, queue: str) -> None:
+        super()._queue_bind(exchange, routing_key, pattern, queue)
+        # kombu writes the exchange's table with the process umask: the owner's only, like the rest.
+        with suppress(FileNotFoundError, PermissionError):
+            self._exchange_file(exchange).chmod(PRIVATE_FILE_MODE)
 
     def _get(self, queue: str, timeout: float | None = None) -> dict[str, Any]:
         wanted = f"{queue}.msg"
@@ -86,16 +97,14 @@ class Channel(filesystem.Channel):
 
     def _set_aside(self, claimed: Path, reason: Exception) -> None:
         # One bad file must not stop the worker that found it, nor be retried forever by the others.
-        self._unreadable_folder.mkdir(parents=True, exist_ok=True)
+        private_dir(self._unreadable_folder)
         target = self._unreadable_folder / claimed.name
         os.replace(claimed, target)
         logger.error("unreadable broker message moved to %s: %s", target, reason)
 
     @cached_property
     def _claim_folder(self) -> Path:
-        folder = Path(self.processed_folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        return folder
+        return private_dir(Path(self.processed_folder))
 
     @cached_property
     def _unreadable_folder(self) -> Path:

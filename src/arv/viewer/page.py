@@ -34,11 +34,13 @@ def render_viewer(
     unique_id: str,
     cdn_base_url: str = "",
     reason: str | None = None,
+    nonce: str | None = None,
 ) -> str:
     """The page of `unique_id` opening in `state`.
 
     Only a page opening in `loading` carries the AR script; a page opening in `expired` or `error`
-    (with `reason`: unknown, not_ready, deleted) is plain text and never asks for the camera.
+    (with `reason`: unknown, not_ready, deleted) is plain text and never asks for the camera. `nonce`
+    marks the inline import map for the page's Content-Security-Policy.
     """
     if state not in STATES:
         raise ValueError(f"unknown viewer state {state!r}")
@@ -50,6 +52,7 @@ def render_viewer(
         .render(
             state=state,
             reason=reason,
+            nonce=nonce,
             language=language,
             text=MESSAGES[language],
             base=base,

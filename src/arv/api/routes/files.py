@@ -4,7 +4,9 @@ from fastapi import APIRouter, HTTPException, status
 from fastapi.responses import FileResponse
 
 from arv.api.deps import StorageDep
+from arv.api.security import NOT_A_PAGE_CSP
 from arv.storage import ObjectNotFound
+from arv.storage.base import content_disposition
 from arv.storage.local import DOWNLOAD_ROUTE, LocalStorage
 
 router = APIRouter(tags=["files"])
@@ -18,6 +20,11 @@ def download(key: str, expires: int, signature: str, storage: StorageDep) -> Fil
         path = storage.file_path(key)
     except ObjectNotFound as exc:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "this file no longer exists") from exc
-    return FileResponse(
-        path, media_type=storage.content_type_of(path), headers={"Cache-Control": "private, max-age=600"}
-    )
+    media_type = storage.content_type_of(path)
+    headers = {
+        "Cache-Control": "private, max-age=600",
+        "Content-Disposition": content_disposition(key, media_type),
+        # Set here, not left to the middleware: a stored file is never a page, whatever its type.
+        "Content-Security-Policy": NOT_A_PAGE_CSP,
+    }
+    return FileResponse(path, media_type=media_type, headers=headers)

@@ -1,20 +1,32 @@
 """Health: is each backend (database, broker, storage) reachable, and is the job sweep running;
-503 when one of them is not. Also when each periodic task last ran, by the database's clock."""
+503 when one of them is not. Also when each periodic task last ran, by the database's clock.
 
-from typing import Any
+Public: anyone gets each check's state and the periodic tasks' times. What went wrong (exception texts
+name hosts, ports and paths; a periodic task's last error) goes only to a caller with the operator's
+admin key, and to the log.
+"""
 
-from fastapi import APIRouter
+from typing import Annotated, Any
+
+import structlog
+from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials
 
+from arv.api.deps import bearer
 from arv.config import get_settings
-from arv.db.session import get_engine
+from arv.db.session import get_engine, session_scope
 from arv.jobs import task_runs
 from arv.jobs.sweep import SWEEP_TASK
+from arv.services.auth import resolve_key
 from arv.storage import get_storage
 from arv.tasks.app import get_celery_app
 from arv.tasks.broker import broker_connection
 
+log = structlog.get_logger(__name__)
 router = APIRouter(tags=["health"])
+# What only the operator is shown: the words of a failed check, a periodic task's last error.
+DETAILS = ("error", "last_error")
 
 # The sweep counts as stopped once its last run is older than this many sweep intervals.
 SWEEP_STALE_INTERVALS = 3
@@ -29,9 +41,30 @@ def _failure(exc: Exception) -> dict[str, Any]:
     return {"ok": False, "error": f"{type(exc).__name__}: {exc}"[:300]}
 
 
+def _is_operator(credentials: HTTPAuthorizationCredentials | None) -> bool:
+    """Whether the optional bearer key is an admin key; any other key, or none, is the public view
+    (never a 401: load balancers probe without one). With the database down no key can be checked."""
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        return False
+    try:
+        with session_scope() as session:  # committed: a key's use is noted like anywhere else
+            principal = resolve_key(session, credentials.credentials)
+    except Exception:  # noqa: BLE001 - the database check reports the failure
+        return False
+    return principal is not None and principal.is_admin
+
+
+def _public(section: dict[str, Any]) -> dict[str, Any]:
+    return {name: {k: v for k, v in entry.items() if k not in DETAILS} for name, entry in section.items()}
+
+
 # A check that failed answers 503 with the same body as 200, not an error's `detail`.
 @router.get("/healthz", responses={503: {"description": "A check failed: the same fields as 200"}})
-def healthz() -> JSONResponse:
+def healthz(
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> JSONResponse:
+    """200 or 503 with `checks` (database, broker, storage, sweep: `ok`, the sweep's `age_s`) and
+    `periodic`; `error` and `last_error` only for the operator's admin key."""
     checks: dict[str, Any] = {}
     periodic: dict[str, Any] = {}
     try:
@@ -57,6 +90,10 @@ def healthz() -> JSONResponse:
     if checks["database"]["ok"]:
         checks["sweep"] = _sweep_check(periodic.get(SWEEP_TASK))
     healthy = all(c["ok"] for c in checks.values())
+    if not healthy:
+        log.warning("health.degraded", **{name: c["error"] for name, c in checks.items() if not c["ok"]})
+    if not _is_operator(credentials):
+        checks, periodic = _public(checks), _public(periodic)
     return JSONResponse(
         {"status": "ok" if healthy else "degraded", "checks": checks, "periodic": periodic},
         status_code=200 if healthy else 503,

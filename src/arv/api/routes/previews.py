@@ -9,6 +9,7 @@ from arv.api.schemas import IdPath
 from arv.db.models import ARContent, Portrait, Video
 from arv.services import previews
 from arv.storage import ObjectNotFound, Storage
+from arv.storage.base import content_disposition
 
 router = APIRouter(tags=["previews"])
 
@@ -22,7 +23,8 @@ def _jpeg(storage: Storage, key: str | None, pending: str) -> Response:
     if key is None:
         raise missing
     try:
-        return Response(storage.get(key), media_type="image/jpeg", headers=CACHE)
+        headers = {**CACHE, "Content-Disposition": content_disposition(key, "image/jpeg")}
+        return Response(storage.get(key), media_type="image/jpeg", headers=headers)
     except ObjectNotFound as exc:
         raise missing from exc
 

@@ -6,6 +6,7 @@ from arv.api.deps import CurrentPrincipal, SessionDep, StorageDep, get_owned
 from arv.api.schemas import IdPath
 from arv.db.models import ARContent
 from arv.storage import ObjectNotFound
+from arv.storage.base import content_disposition
 
 router = APIRouter(prefix="/api/ar-content", tags=["ar-content"])
 
@@ -29,7 +30,12 @@ def _qr_response(
         data = storage.get(key)
     except ObjectNotFound as exc:
         raise not_yet from exc
-    return Response(data, media_type=_MEDIA_TYPES[kind], headers={"Cache-Control": "private, max-age=3600"})
+    # The SVG is an attachment, the PNG inline (storage.base.INLINE_TYPES); neither can act as a page.
+    headers = {
+        "Cache-Control": "private, max-age=3600",
+        "Content-Disposition": content_disposition(f"ar-content-{content_id}-qr.{kind}", _MEDIA_TYPES[kind]),
+    }
+    return Response(data, media_type=_MEDIA_TYPES[kind], headers=headers)
 
 
 @router.get("/{content_id}/qr.png", response_class=Response, responses={200: {"content": {"image/png": {}}}})

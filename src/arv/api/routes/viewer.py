@@ -10,6 +10,7 @@ from fastapi import APIRouter, Header, HTTPException, status
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 
 from arv.api.deps import SessionDep, SettingsDep, StorageDep
+from arv.api.security import viewer_page_headers
 from arv.db.models import ARContent
 from arv.services import public_content
 from arv.viewer.assets import STATIC_ROUTE, AssetsNotInstalled, check_installed, find_static
@@ -78,11 +79,13 @@ def viewer_page(
     unique_id: str,
     session: SessionDep,
     settings: SettingsDep,
+    storage: StorageDep,
     accept_language: Annotated[str | None, Header()] = None,
 ) -> HTMLResponse:
     """The AR page. Expired, deleted, unknown and not-ready content get a plain page that never asks for
     the camera."""
     found = _lookup(session, unique_id)
+    page = viewer_page_headers(settings, storage)
     state, reason, code = PAGE_STATES[found.state]
     if state == "loading":
         try:
@@ -96,8 +99,9 @@ def viewer_page(
         language=pick_language(found.language, accept_language),
         unique_id=unique_id,
         cdn_base_url=settings.viewer_cdn_base_url,
+        nonce=page.nonce,
     )
-    return HTMLResponse(html, status_code=code, headers=NO_STORE)
+    return HTMLResponse(html, status_code=code, headers={**NO_STORE, **page.headers})
 
 
 @router.get("/api/ar/{unique_id}", tags=["viewer"])
