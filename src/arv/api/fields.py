@@ -43,6 +43,9 @@ _ONE_LINE_SCHEMA = Field(json_schema_extra={"pattern": ONE_LINE_PATTERN})
 Text200 = Annotated[
     str, StringConstraints(min_length=1, max_length=200), AfterValidator(one_line), _ONE_LINE_SCHEMA
 ]
+Text100 = Annotated[
+    str, StringConstraints(min_length=1, max_length=100), AfterValidator(one_line), _ONE_LINE_SCHEMA
+]
 Text64 = Annotated[
     str, StringConstraints(min_length=1, max_length=64), AfterValidator(one_line), _ONE_LINE_SCHEMA
 ]

@@ -3,16 +3,15 @@ cursor paging they share with GET /api/notifications: newest first by id, `befor
 
 from __future__ import annotations
 
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, TypeVar
 
-from fastapi import Path, Query
+from fastapi import Query
 from sqlalchemy import Select
 from sqlalchemy.orm import InstrumentedAttribute
 
 # One bound of ids for the whole API (the databases' 32-bit INTEGER).
 from arv.api.fields import MAX_ID
 
-Limit = Annotated[int, Query(ge=1, le=500, description="how many to answer, newest first")]
 BeforeId = Annotated[
     int | None,
     Query(ge=1, le=MAX_ID, description="cursor: only records older than this id (the last id of a page)"),
@@ -21,15 +20,6 @@ CompanyFilter = Annotated[
     int | None,
     Query(ge=1, le=MAX_ID, description="admin keys only: one company's; a company key sees its own"),
 ]
-
-
-def id_path(what: str) -> Any:
-    """A path parameter naming a record, 1 to MAX_ID."""
-    return Path(ge=1, le=MAX_ID, description=f"the id of the {what}")
-
-
-def id_query(description: str) -> Any:
-    return Query(ge=1, le=MAX_ID, description=description)
 
 
 T = TypeVar("T")

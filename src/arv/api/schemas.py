@@ -21,6 +21,7 @@ from arv.api.fields import (
     TaskIdPath,
     Text16,
     Text64,
+    Text100,
     Text200,
 )
 
@@ -36,6 +37,7 @@ __all__ = [
     "TaskIdPath",
     "Text16",
     "Text64",
+    "Text100",
     "Text200",
 ]
 
@@ -215,26 +217,13 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 
 class KeyCreate(BaseModel):
-    label: str | None = Field(
-        default=None, max_length=100, description="a person's words for the key, e.g. 'print shop laptop'"
+    label: Text100 | None = Field(
+        default=None, description="a person's words for the key, e.g. 'print shop laptop'"
     )
-    company_id: int | None = Field(
-        default=None, ge=1, le=2**31 - 1, description="admin keys only: the company the new key acts for"
+    company_id: Id | None = Field(
+        default=None, description="admin keys only: the company the new key acts for"
     )
     admin: bool = Field(default=False, description="admin keys only: a new admin key (no company_id)")
-
-    @field_validator("label")
-    @classmethod
-    def _plain_label(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        if any(ord(ch) < 0x20 or 0x7F <= ord(ch) < 0xA0 for ch in value):
-            # A PydanticCustomError carries no exception object, so the 422 answer stays plain JSON.
-            raise PydanticCustomError(
-                "control_characters",
-                "the label may not contain control characters such as line breaks or tabs",
-            )
-        return value.strip() or None
 
     @model_validator(mode="after")
     def _admin_or_company(self) -> KeyCreate:

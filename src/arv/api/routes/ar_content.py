@@ -7,9 +7,9 @@ from sqlalchemy import select
 
 from arv.api.deps import CurrentPrincipal, SessionDep, SettingsDep, StorageDep, get_owned
 from arv.api.fields import file_name
-from arv.api.paging import BeforeId, CompanyFilter, Limit, id_path, id_query, page
+from arv.api.paging import BeforeId, CompanyFilter, page
 from arv.api.presenters import ar_content_out, video_out
-from arv.api.schemas import ARContentOut, Id, IdPath, TaskAccepted, Text200, VideoOut
+from arv.api.schemas import ARContentOut, Id, IdPath, IdQuery, PageLimit, TaskAccepted, Text200, VideoOut
 from arv.api.uploads import StoredUntilCommit, read_upload, refused
 from arv.db.models import ARContent, Project, Video
 from arv.services import deletion, markers, previews, qr_codes, quotas
@@ -106,9 +106,9 @@ def list_ar_content(
     principal: CurrentPrincipal,
     settings: SettingsDep,
     storage: StorageDep,
-    project_id: Annotated[int | None, id_query("only this project's content")] = None,
+    project_id: IdQuery = None,
     company_id: CompanyFilter = None,
-    limit: Limit = 50,
+    limit: PageLimit = 50,
     before_id: BeforeId = None,
 ) -> list[ARContentOut]:
     """The caller's AR content, newest first; page on with `before_id` = the last id of a page."""
@@ -173,12 +173,12 @@ def upload_video(
 
 @router.get("/{content_id}/videos", response_model=list[VideoOut])
 def list_videos(
-    content_id: Annotated[int, id_path("AR content")],
+    content_id: IdPath,
     session: SessionDep,
     principal: CurrentPrincipal,
     settings: SettingsDep,
     storage: StorageDep,
-    limit: Limit = 50,
+    limit: PageLimit = 50,
     before_id: BeforeId = None,
 ) -> list[VideoOut]:
     """The content's videos, newest first; page on with `before_id` = the last id of a page."""
@@ -189,9 +189,7 @@ def list_videos(
 
 
 @router.delete("/{content_id}", status_code=status.HTTP_204_NO_CONTENT)
-def delete_ar_content(
-    content_id: Annotated[int, id_path("AR content")], session: SessionDep, principal: CurrentPrincipal
-) -> Response:
+def delete_ar_content(content_id: IdPath, session: SessionDep, principal: CurrentPrincipal) -> Response:
     """Delete the content with its videos, marker, previews and QR code; its public page answers 410."""
     content = get_owned(session, principal, ARContent, content_id, "AR content")
     deletion.delete_ar_content(session, content)
@@ -201,8 +199,8 @@ def delete_ar_content(
 
 @router.delete("/{content_id}/videos/{video_id}", status_code=status.HTTP_204_NO_CONTENT)
 def delete_video(
-    content_id: Annotated[int, id_path("AR content")],
-    video_id: Annotated[int, id_path("video")],
+    content_id: IdPath,
+    video_id: IdPath,
     session: SessionDep,
     principal: CurrentPrincipal,
 ) -> Response:

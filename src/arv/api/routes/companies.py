@@ -1,11 +1,8 @@
 """Companies: created by the operator; each company reads its own."""
 
-from typing import Annotated
-
 from fastapi import APIRouter, HTTPException, Response, status
 
 from arv.api.deps import AdminPrincipal, CurrentPrincipal, SessionDep, SettingsDep
-from arv.api.paging import id_path
 from arv.api.schemas import (
     CompanyCreate,
     CompanyOut,
@@ -66,9 +63,7 @@ def read_company_usage(
 
 
 @router.delete("/{company_id}", status_code=status.HTTP_204_NO_CONTENT)
-def delete_company(
-    company_id: Annotated[int, id_path("company")], session: SessionDep, principal: CurrentPrincipal
-) -> Response:
+def delete_company(company_id: IdPath, session: SessionDep, principal: CurrentPrincipal) -> Response:
     """The operator only: delete the company with everything it has (keys, projects, portraits,
     notifications, jobs, stored files). Another company's key gets 404, the company's own 403."""
     company = session.get(Company, company_id)

@@ -1,31 +1,23 @@
 """API keys: a company lists, creates and revokes its own; the operator any company's, and admin keys."""
 
-from typing import Annotated
-
-from fastapi import APIRouter, HTTPException, Path, Query, Response, status
+from fastapi import APIRouter, HTTPException, Response, status
 
 from arv.api.deps import CurrentPrincipal, SessionDep, acting_company
-from arv.api.schemas import KeyCreate, KeyCreated, KeyOut
+from arv.api.paging import BeforeId, CompanyFilter
+from arv.api.schemas import IdPath, KeyCreate, KeyCreated, KeyOut, PageLimit
 from arv.db.models import ApiKey
 from arv.services.auth import KeyNotFound, LastAdminKey, issue_key, list_keys, revoke_key
 
 router = APIRouter(prefix="/api/keys", tags=["keys"])
-
-# Ids are 32-bit integers on PostgreSQL: a larger one names no key and is refused as such.
-MAX_ID = 2**31 - 1
 
 
 @router.get("", response_model=list[KeyOut])
 def list_api_keys(
     session: SessionDep,
     principal: CurrentPrincipal,
-    company_id: Annotated[
-        int | None, Query(ge=1, le=MAX_ID, description="admin keys only: one company's keys")
-    ] = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    before_id: Annotated[
-        int | None, Query(ge=1, le=MAX_ID, description="cursor: only keys older than this id")
-    ] = None,
+    company_id: CompanyFilter = None,
+    limit: PageLimit = 50,
+    before_id: BeforeId = None,
 ) -> list[ApiKey]:
     """The caller's company's keys (the operator: every key), newest first, revoked ones included."""
     return list_keys(session, principal, company_id=company_id, before_id=before_id, limit=limit)
@@ -54,9 +46,7 @@ def create_api_key(body: KeyCreate, session: SessionDep, principal: CurrentPrinc
 
 
 @router.delete("/{key_id}", status_code=status.HTTP_204_NO_CONTENT)
-def revoke_api_key(
-    key_id: Annotated[int, Path(ge=1, le=MAX_ID)], session: SessionDep, principal: CurrentPrincipal
-) -> Response:
+def revoke_api_key(key_id: IdPath, session: SessionDep, principal: CurrentPrincipal) -> Response:
     """Revoke a key: it is refused (401) from the next request on. Revoking it again changes nothing;
     a key may revoke itself, except the last admin key that is not revoked (409)."""
     try:

@@ -6,9 +6,9 @@ from fastapi import APIRouter, File, Form, Response, UploadFile, status
 from sqlalchemy import select
 
 from arv.api.deps import CurrentPrincipal, SessionDep, SettingsDep, StorageDep, acting_company, get_owned
-from arv.api.paging import BeforeId, CompanyFilter, Limit, id_path, page
+from arv.api.paging import BeforeId, CompanyFilter, page
 from arv.api.presenters import portrait_out
-from arv.api.schemas import Id, IdPath, PortraitOut
+from arv.api.schemas import Id, IdPath, PageLimit, PortraitOut
 from arv.api.uploads import StoredUntilCommit, read_upload, refused
 from arv.db.models import Portrait
 from arv.services import deletion, markers, previews, quotas
@@ -61,7 +61,7 @@ def list_portraits(
     settings: SettingsDep,
     storage: StorageDep,
     company_id: CompanyFilter = None,
-    limit: Limit = 50,
+    limit: PageLimit = 50,
     before_id: BeforeId = None,
 ) -> list[PortraitOut]:
     """The caller's portraits, newest first; page on with `before_id` = the last id of a page."""
@@ -75,9 +75,7 @@ def list_portraits(
 
 
 @router.delete("/{portrait_id}", status_code=status.HTTP_204_NO_CONTENT)
-def delete_portrait(
-    portrait_id: Annotated[int, id_path("portrait")], session: SessionDep, principal: CurrentPrincipal
-) -> Response:
+def delete_portrait(portrait_id: IdPath, session: SessionDep, principal: CurrentPrincipal) -> Response:
     """Delete the portrait with its photo, marker and thumbnail."""
     portrait = get_owned(session, principal, Portrait, portrait_id, "portrait")
     deletion.delete_portrait(session, portrait)

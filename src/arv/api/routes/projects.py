@@ -1,12 +1,9 @@
 """Projects: what a company buys, until `expires_at`."""
 
-from typing import Annotated
-
 from fastapi import APIRouter, Response, status
 from sqlalchemy import select
 
 from arv.api.deps import CurrentPrincipal, SessionDep, SettingsDep, acting_company, get_owned
-from arv.api.paging import id_path
 from arv.api.schemas import IdPath, IdQuery, PageLimit, PageOffset, ProjectCreate, ProjectOut, ProjectUpdate
 from arv.db.models import Project
 from arv.services import deletion
@@ -66,9 +63,7 @@ def update_project(
 
 
 @router.delete("/{project_id}", status_code=status.HTTP_204_NO_CONTENT)
-def delete_project(
-    project_id: Annotated[int, id_path("project")], session: SessionDep, principal: CurrentPrincipal
-) -> Response:
+def delete_project(project_id: IdPath, session: SessionDep, principal: CurrentPrincipal) -> Response:
     """Delete the project with all its AR content (videos, markers, previews, QR codes)."""
     project = get_owned(session, principal, Project, project_id, "project")
     deletion.delete_project(session, project)
