@@ -22,23 +22,26 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from arv.api.refusals import refuse_and_close
 from arv.config import get_settings
 
 
-def _refusal(status: bytes, words: bytes) -> bytes:
-    """A whole HTTP/1.1 answer that closes the connection, written before any ASGI app is involved."""
+def _refusal(status: bytes, detail: str) -> bytes:
+    """A whole HTTP/1.1 answer that closes the connection, written before any ASGI app is involved:
+    the API's JSON error."""
+    body = json.dumps({"detail": detail}).encode()
     return (
         b"HTTP/1.1 " + status + b"\r\n"
-        b"content-type: text/plain; charset=utf-8\r\n"
-        b"content-length: " + str(len(words)).encode() + b"\r\n"
+        b"content-type: application/json\r\n"
+        b"content-length: " + str(len(body)).encode() + b"\r\n"
         b"x-content-type-options: nosniff\r\n"
-        b"connection: close\r\n\r\n" + words
+        b"connection: close\r\n\r\n" + body
     )
 
 
-HEADER_TIMEOUT_RESPONSE = _refusal(b"408 Request Timeout", b"the request headers took too long to arrive\n")
+HEADER_TIMEOUT_RESPONSE = _refusal(b"408 Request Timeout", "the request headers took too long to arrive")
 HEADERS_TOO_LARGE_RESPONSE = _refusal(
-    b"431 Request Header Fields Too Large", b"the request headers are too large\n"
+    b"431 Request Header Fields Too Large", "the request headers are too large"
 )
 
 
@@ -176,18 +179,6 @@ class BodyReadTimeout:
                 await self._refuse(send)
 
     async def _refuse(self, send: Send) -> None:
-        body = json.dumps(
-            {"detail": f"the request body stopped arriving for more than {self.timeout_s:g} s; send it again"}
-        ).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 408,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"connection", b"close"),
-                ],
-            }
+        await refuse_and_close(
+            send, 408, f"the request body stopped arriving for more than {self.timeout_s:g} s; send it again"
         )
-        await send({"type": "http.response.body", "body": body})

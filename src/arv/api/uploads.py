@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
-
 from fastapi import HTTPException, UploadFile, status
 from sqlalchemy.orm import Session
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from arv.api.refusals import refuse_and_close
 from arv.services.uploads import UploadRefused
 from arv.storage import Storage, new_key
 
@@ -78,24 +77,8 @@ class BodySizeLimit:
                 await self._refuse(send)
 
     async def _refuse(self, send: Send) -> None:
-        body = json.dumps(
-            {
-                "detail": f"the request is larger than the upload limit of "
-                f"{(self.max_bytes - ENVELOPE_BYTES) // (1024 * 1024)} MB"
-            }
-        ).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"connection", b"close"),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        limit_mb = (self.max_bytes - ENVELOPE_BYTES) // (1024 * 1024)
+        await refuse_and_close(send, 413, f"the request is larger than the upload limit of {limit_mb} MB")
 
 
 class _TooLarge(Exception):
