@@ -23,7 +23,9 @@ from tests.support.viewer import create_content, run_queued
 
 def _decode_qr(png: bytes) -> str:
     image = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_GRAYSCALE)
-    text, points, _ = cv2.QRCodeDetector().detectAndDecode(image)
+    # OpenCV's older QRCodeDetector misses about 3 codes in 100 of this size that the ArUco-based one
+    # (and a phone) reads: 9 of 300 random content URLs, against 0 of 300.
+    text, points, _ = cv2.QRCodeDetectorAruco().detectAndDecode(image)
     assert points is not None, "OpenCV found no QR code in the PNG"
     return str(text)
 
