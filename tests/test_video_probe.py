@@ -31,6 +31,15 @@ def _html_in_a_free_box() -> bytes:
     return videos.MP4_HEADER + struct.pack(">I", 8 + len(videos.HTML)) + b"free" + videos.HTML
 
 
+def _mp4_with_blank_frames() -> bytes:
+    """A whole MP4 whose index is right but whose picture data is all zero bytes."""
+    whole = bytearray(videos.h264_aac_mp4())
+    at = whole.find(b"mdat")
+    (size,) = struct.unpack(">I", whole[at - 4 : at])
+    whole[at + 4 : at - 4 + size] = bytes(size - 8)
+    return bytes(whole)
+
+
 # name: (make the file, status, words the refusal must contain)
 HOSTILE: dict[str, tuple[Callable[[], bytes], int, str]] = {
     "HTML behind an MP4 header": (lambda: videos.html_behind(videos.MP4_HEADER), 415, "not part of one"),
@@ -39,6 +48,7 @@ HOSTILE: dict[str, tuple[Callable[[], bytes], int, str]] = {
     "HTML inside a well-formed free box": (_html_in_a_free_box, 415, "not a video"),
     "HTML behind a WebM header": (lambda: videos.html_behind(videos.WEBM_HEADER), 415, "not a video"),
     "truncated MP4": (_truncated_mp4, 422, "truncated"),
+    "MP4 whose frames are zeros": (_mp4_with_blank_frames, 422, "cannot be decoded"),
     "100000 x 100000 pixels": (lambda: videos.webm_declaring(100_000, 100_000), 413, "100000 x 100000"),
     "9000 x 9000 pixels": (lambda: videos.webm_declaring(9000, 9000), 413, "9000 x 9000"),
     "2-hour video": (videos.two_hour_mp4, 413, "7200 s"),

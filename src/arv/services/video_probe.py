@@ -243,6 +243,11 @@ def _judged(
         raise UploadRefused("the video does not say how large its picture is; it is damaged: export it again", 422)
     if max(width, height) > MAX_VIDEO_SIDE or width * height > MAX_VIDEO_PIXELS:
         raise _too_large(width, height)
+    if not picture.get("pix_fmt"):
+        # ffprobe decodes the first frames to learn their pixel format: none decoded, none will play.
+        raise UploadRefused(
+            "the video's picture cannot be decoded (its frames are damaged): export it again", 422
+        )
     duration = _number(fmt.get("duration")) or _number(picture.get("duration"))
     if not duration or duration <= 0:
         raise UploadRefused(
