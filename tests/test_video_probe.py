@@ -60,7 +60,16 @@ HOSTILE: dict[str, tuple[Callable[[], bytes], int, str]] = {
 # name: (make the file, container, codec, audio, width, height, rotation, frame rate)
 GOOD: dict[str, tuple[Callable[[], bytes], str, str, str | None, int, int, int, float]] = {
     "H.264 + AAC MP4": (videos.h264_aac_mp4, "video/mp4", "h264", "aac", 64, 48, 0, 10.0),
-    "HEVC MOV turned 90 degrees": (videos.hevc_mov_rotated, "video/quicktime", "hevc", None, 64, 48, 90, 10.0),
+    "HEVC MOV turned 90 degrees": (
+        videos.hevc_mov_rotated,
+        "video/quicktime",
+        "hevc",
+        None,
+        64,
+        48,
+        90,
+        10.0,
+    ),
     "VP9 + Opus WebM": (videos.vp9_opus_webm, "video/webm", "vp9", "opus", 64, 48, 0, 10.0),
     "portrait without sound": (videos.portrait_mp4, "video/mp4", "h264", None, 36, 64, 0, 15.0),
 }

@@ -92,7 +92,9 @@ def sound_only_mp4() -> bytes:
 @functools.cache
 def avif_image() -> bytes:
     """A still AVIF photo: an `ftyp` header like an MP4's, brand avif."""
-    return _ffmpeg(*_pattern(64, 48), "-frames:v", "1", "-c:v", "libaom-av1", "-cpu-used", "8", output="p.avif")
+    return _ffmpeg(
+        *_pattern(64, 48), "-frames:v", "1", "-c:v", "libaom-av1", "-cpu-used", "8", output="p.avif"
+    )
 
 
 def _vint(number: int) -> bytes:
@@ -129,7 +131,10 @@ def webm_declaring(width: int, height: int, *, seconds: float = 2.0) -> bytes:
     )  # fmt: skip
     tracks = _element(b"\x16\x54\xae\x6b", track)
     clusters = b"".join(
-        _element(b"\x1f\x43\xb6\x75", _uint(b"\xe7", index * 1000) + _element(b"\xa3", b"\x81\x00\x00\x80" + bytes(64)))
+        _element(
+            b"\x1f\x43\xb6\x75",
+            _uint(b"\xe7", index * 1000) + _element(b"\xa3", b"\x81\x00\x00\x80" + bytes(64)),
+        )
         for index in range(2)
     )
     # A Segment of unknown size, as a live stream writes it.

@@ -20,9 +20,8 @@ from typing import Any
 
 from arv.services.uploads import UploadRefused, VideoUpload, sniff_video
 
-# Longest side a video may declare, and the most pixels of one frame (8192 x 8192 covers 8K).
+# Longest side a video may declare, in pixels: 8K (7680 x 4320) fits, a crafted header does not.
 MAX_VIDEO_SIDE = 8192
-MAX_VIDEO_PIXELS = 8192 * 8192
 # ffprobe's JSON for a real upload is a few kilobytes; more than this is a file built to flood it.
 MAX_PROBE_OUTPUT_BYTES = 1 << 20
 MAX_STREAMS = 16
@@ -112,8 +111,8 @@ def _check_boxes(data: bytes) -> None:
             )
         if position + size > len(data):
             raise UploadRefused(
-                f"the video file is truncated: its '{kind.decode()}' box needs {position + size} bytes but the "
-                f"file has {len(data)}; upload the whole file again",
+                f"the video file is truncated: its '{kind.decode()}' box needs {position + size} bytes "
+                f"but the file has {len(data)}; upload the whole file again",
                 422,
             )
         position += size
@@ -148,7 +147,9 @@ def _run_ffprobe(data: bytes, *, timeout_s: float) -> tuple[dict[str, Any], str]
     if done.returncode != 0 or not isinstance(found, dict) or "format" not in found:
         lines = complaints.strip().splitlines()
         gist = lines[-1].split(": ", 1)[-1][:200] if lines else f"ffprobe exit status {done.returncode}"
-        raise UploadRefused(f"the file is not a video ffmpeg can read ({gist}): upload an MP4, MOV or WebM", 415)
+        raise UploadRefused(
+            f"the file is not a video ffmpeg can read ({gist}): upload an MP4, MOV or WebM", 415
+        )
     return found, complaints
 
 
@@ -225,7 +226,9 @@ def _judged(
     picture = pictures[0]
     codec = str(picture.get("codec_name") or "")
     if not codec:
-        raise UploadRefused("the video's picture is in a format ffmpeg does not know: export it as H.264", 415)
+        raise UploadRefused(
+            "the video's picture is in a format ffmpeg does not know: export it as H.264", 415
+        )
     if container.content_type == "video/webm" and codec not in _WEBM_VIDEO_CODECS:
         raise UploadRefused(
             f"the WebM file holds {codec} video, which browsers do not play in WebM: upload VP8, VP9 or "
@@ -240,8 +243,10 @@ def _judged(
         declared = _ABSURD_SIZE.search(complaints)
         if declared:
             raise _too_large(int(declared[1]), int(declared[2]))
-        raise UploadRefused("the video does not say how large its picture is; it is damaged: export it again", 422)
-    if max(width, height) > MAX_VIDEO_SIDE or width * height > MAX_VIDEO_PIXELS:
+        raise UploadRefused(
+            "the video does not say how large its picture is; it is damaged: export it again", 422
+        )
+    if max(width, height) > MAX_VIDEO_SIDE:
         raise _too_large(width, height)
     if not picture.get("pix_fmt"):
         # ffprobe decodes the first frames to learn their pixel format: none decoded, none will play.

@@ -11,8 +11,8 @@ from arv.api.paging import BeforeId, CompanyFilter, page
 from arv.api.presenters import ar_content_out, video_out
 from arv.api.schemas import ARContentOut, Id, IdPath, IdQuery, PageLimit, TaskAccepted, Text200, VideoOut
 from arv.api.uploads import StoredUntilCommit, read_upload, refused
-from arv.db.models import ARContent, Project, Video
 from arv.config import Settings
+from arv.db.models import ARContent, Project, Video
 from arv.services import deletion, markers, previews, qr_codes, quotas
 from arv.services.uploads import UploadRefused, check_image
 from arv.services.video_probe import VideoProbe, probe_video
