@@ -176,3 +176,23 @@ def test_real_videos_are_kept_with_their_probe(api: TestClient, tenant: Tenant) 
             assert (video.width, video.height, video.rotation) == (width, height, rotation)
     listed = api.get(f"/api/ar-content/{content_id}/videos", headers=tenant.headers).json()
     assert sorted(v["video_codec"] for v in listed) == ["h264", "h264", "hevc", "vp9"]
+
+
+@pytest.mark.parametrize("db_backend", ["sqlite"])
+def test_the_api_takes_its_length_limit_from_arv_max_video_seconds(
+    api: TestClient, tenant: Tenant, arv_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from arv.config import Settings, get_settings
+
+    monkeypatch.setenv("ARV_MAX_VIDEO_SECONDS", "0.5")
+    assert Settings().max_video_seconds == 0.5
+    monkeypatch.setattr(get_settings(), "max_video_seconds", 0.5)
+    content_id = _content(api, tenant)
+    response = api.post(
+        f"/api/ar-content/{content_id}/videos",
+        files={"video": ("clip.mp4", videos.h264_aac_mp4(), "video/mp4")},
+        headers=tenant.headers,
+    )
+    assert response.status_code == 413, response.text
+    assert "limit of 0.5 s" in response.json()["detail"]
+    assert row_counts()["videos"] == 0
