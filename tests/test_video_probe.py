@@ -196,3 +196,14 @@ def test_the_api_takes_its_length_limit_from_arv_max_video_seconds(
     assert response.status_code == 413, response.text
     assert "limit of 0.5 s" in response.json()["detail"]
     assert row_counts()["videos"] == 0
+
+
+def test_a_camera_box_of_its_own_is_let_through_but_a_cut_one_is_not() -> None:
+    # Samsung phones end their MP4s with an `sefd` box; a box of an unknown kind running past the end
+    # of the file is not taken for a cut-off video but for something else behind a video header.
+    whole = videos.h264_aac_mp4()
+    extra = struct.pack(">I", 24) + b"sefd" + bytes(16)
+    assert probe_video(whole + extra, max_seconds=600, timeout_s=15).video_codec == "h264"
+    with pytest.raises(UploadRefused) as refused:
+        probe_video(whole + extra[:20], max_seconds=600, timeout_s=15)
+    assert refused.value.status_code == 415 and "not part of one" in str(refused.value)

@@ -39,6 +39,8 @@ _ABSURD_SIZE = re.compile(r"Picture size (\d+)x(\d+) is invalid")
 _IMAGE_BRANDS = frozenset({b"avif", b"avis", b"heic", b"heix", b"heim", b"heis", b"mif1", b"msf1"})
 # Bytes of an MP4/QuickTime box header: a 32-bit size and a 4-letter kind.
 _BOX_HEADER = 8
+# What a box kind is made of: letters, digits, spaces and QuickTime's (c) sign.
+_BOX_KIND = re.compile(rb"[A-Za-z0-9 \xa9]{4}")
 # Boxes that stand at the top level of an MP4 or QuickTime file (ISO 14496-12, QuickTime's own).
 _TOP_LEVEL_BOXES = frozenset(
     b"ftyp moov mdat free skip wide uuid meta pdin moof mfra styp sidx ssix prft emsg mvex pnot junk".split()
@@ -85,18 +87,24 @@ def probe_video(data: bytes, *, max_seconds: float, timeout_s: float) -> VideoPr
     return _judged(found, container, max_seconds=max_seconds, complaints=complaints)
 
 
+def _not_boxes(position: int) -> UploadRefused:
+    return UploadRefused(
+        f"the file starts like an MP4 or MOV video but byte {position} on is not part of one "
+        "(a web page or another file behind a video header?): upload the video itself",
+        415,
+    )
+
+
 def _check_boxes(data: bytes) -> None:
     """Refuse an MP4/QuickTime file whose top-level boxes run past its end (a cut-off upload)."""
     position = 0
     while position + _BOX_HEADER <= len(data):
         size = struct.unpack(">I", data[position : position + 4])[0]
         kind = data[position + 4 : position + 8]
-        if kind not in _TOP_LEVEL_BOXES:
-            raise UploadRefused(
-                f"the file starts like an MP4 or MOV video but byte {position} on is not part of one "
-                "(a web page or another file behind a video header?): upload the video itself",
-                415,
-            )
+        # Cameras add boxes of their own (Samsung's `sefd`, ...): a box of any 4-character kind is
+        # let through while it fits in the file; anything else is not an MP4's.
+        if not _BOX_KIND.fullmatch(kind):
+            raise _not_boxes(position)
         if size == 1:
             if position + 16 > len(data):
                 break
@@ -110,6 +118,8 @@ def _check_boxes(data: bytes) -> None:
                 422,
             )
         if position + size > len(data):
+            if kind not in _TOP_LEVEL_BOXES:
+                raise _not_boxes(position)
             raise UploadRefused(
                 f"the video file is truncated: its '{kind.decode()}' box needs {position + size} bytes "
                 f"but the file has {len(data)}; upload the whole file again",
