@@ -103,8 +103,15 @@ def test_a_video_gets_a_poster_frame(api: TestClient, tenant: Tenant, tmp_path: 
 
 
 def test_a_video_ffmpeg_cannot_read_fails_with_a_clear_reason(api: TestClient, tenant: Tenant) -> None:
-    # An MP4 header followed by nothing playable: accepted at upload by its signature, unreadable to ffmpeg.
+    # Uploads are probed whole, so the stored object is damaged afterwards: an MP4 header and nothing
+    # playable, as a storage fault or a half-restored backup would leave it.
+    from arv.storage import get_storage
+
     created = create_content(api, tenant, photo_jpeg(320, 240), mp4_bytes(), video_type="video/mp4")
+    with session_scope() as session:
+        stored = session.get(Video, created["active_video_id"])
+        assert stored is not None
+        get_storage().put(stored.storage_key, mp4_bytes()[:40] + bytes(4096), "video/mp4")
     [result] = run_queued("generate_video_poster")
     assert "cannot be read by ffmpeg" in result["failed"]
     with session_scope() as session:

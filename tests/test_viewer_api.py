@@ -161,14 +161,14 @@ def test_the_next_load_plays_the_video_made_active_since(api: TestClient, tenant
     first = api.get(f"/api/ar/{created['unique_id']}").json()
     second = api.post(
         f"/api/ar-content/{created['id']}/videos",
-        files={"video": ("second.mp4", mp4_bytes(8192), "video/mp4")},
+        files={"video": ("second.mp4", mp4_bytes(seed=1), "video/mp4")},
         headers=tenant.headers,
     ).json()
     with session_scope() as session:
         session.execute(update(ARContent).values(active_video_id=second["id"]))
     after = api.get(f"/api/ar/{created['unique_id']}").json()
     assert after["video_url"] != first["video_url"]
-    assert api.get(after["video_url"]).content == mp4_bytes(8192)
+    assert api.get(after["video_url"]).content == mp4_bytes(seed=1)
 
 
 @pytest.mark.production_stack

@@ -123,6 +123,10 @@ class Settings(BaseSettings):
     viewer_cdn_base_url: str = ""
     # ffmpeg gets this long to read one poster frame from a video; past it the video counts as unreadable.
     poster_timeout_s: float = 60.0
+    # ---- video probe at upload (arv.services.video_probe) ----
+    # Longest video accepted, in seconds; ffprobe gets this long to read an upload before it is refused.
+    max_video_seconds: float = Field(default=600.0, gt=0)
+    video_probe_timeout_s: float = Field(default=15.0, gt=0)
     # Longest side of portrait and AR content thumbnails, in pixels.
     thumbnail_max_px: int = 320
 

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import io
 import struct
+import subprocess
+import tempfile
 import zlib
+from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
@@ -51,7 +55,16 @@ def png_bomb(width: int = 30000, height: int = 30000) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", raw) + chunk(b"IEND", b"")
 
 
-def mp4_bytes(size: int = 4096) -> bytes:
-    """The start of an MP4 file (an `ftyp` box, brand isom) followed by filler: enough for sniffing."""
-    ftyp = struct.pack(">I", 24) + b"ftypisom" + struct.pack(">I", 512) + b"isomiso2"
-    return ftyp + b"\x00" * (size - len(ftyp))
+@functools.cache
+def mp4_bytes(seed: int = 0) -> bytes:
+    """A real tiny MP4 (H.264, 64 x 48, 1 s at 10 fps, no sound) that ffprobe reads, so uploads accept it;
+    each `seed` gives a different file (its test pattern starts `seed` frames later). Made once a run."""
+    with tempfile.TemporaryDirectory(prefix="arv-test-mp4-") as folder:
+        path = Path(folder) / "clip.mp4"
+        source = f"testsrc=size=64x48:rate=10:duration={1 + seed / 10:g}"
+        command = [
+            "ffmpeg", "-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i", source, "-ss", f"{seed / 10:g}",
+            "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", str(path),
+        ]  # fmt: skip
+        subprocess.run(command, check=True, timeout=60)
+        return path.read_bytes()

@@ -55,4 +55,11 @@ def video_out(video: Video, storage: Storage, settings: Settings) -> VideoOut:
         filename=video.filename,
         created_at=video.created_at,
         video_url=storage.download_url(video.storage_key, expires_in=settings.download_url_ttl_s),
+        duration_s=video.duration_s,
+        width=video.width,
+        height=video.height,
+        rotation=video.rotation,
+        frame_rate=(video.probe or {}).get("frame_rate"),
+        video_codec=(video.probe or {}).get("video_codec"),
+        audio_codec=(video.probe or {}).get("audio_codec"),
     )

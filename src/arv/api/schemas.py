@@ -134,6 +134,15 @@ class VideoOut(BaseModel):
     filename: str | None
     video_url: str
     created_at: datetime
+    # What ffprobe read at upload (None for videos stored before probing); rotation is the display
+    # rotation in degrees, [0, 360).
+    duration_s: float | None = None
+    width: int | None = None
+    height: int | None = None
+    rotation: int | None = None
+    frame_rate: float | None = None
+    video_codec: str | None = None
+    audio_codec: str | None = None
 
 
 class TaskAccepted(BaseModel):

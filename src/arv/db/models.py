@@ -13,6 +13,7 @@ from sqlalchemy import (
     Boolean,
     Date,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -196,6 +197,13 @@ class Video(Base):
     filename: Mapped[str | None] = mapped_column(String(255))
     poster_key: Mapped[str | None] = mapped_column(String(255))
     poster_error: Mapped[str | None] = mapped_column(Text)
+    # What ffprobe read at upload (arv.services.video_probe.VideoProbe.record()); None for videos
+    # uploaded before probing.
+    probe: Mapped[dict[str, Any] | None]
+    duration_s: Mapped[float | None] = mapped_column(Float)
+    width: Mapped[int | None] = mapped_column(Integer)
+    height: Mapped[int | None] = mapped_column(Integer)
+    rotation: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

@@ -11,16 +11,21 @@ from arv.api.paging import BeforeId, CompanyFilter, page
 from arv.api.presenters import ar_content_out, video_out
 from arv.api.schemas import ARContentOut, Id, IdPath, IdQuery, PageLimit, TaskAccepted, Text200, VideoOut
 from arv.api.uploads import StoredUntilCommit, read_upload, refused
+from arv.config import Settings
 from arv.db.models import ARContent, Project, Video
 from arv.services import deletion, markers, previews, qr_codes, quotas
-from arv.services.uploads import UploadRefused, VideoUpload, check_image, sniff_video
+from arv.services.uploads import UploadRefused, check_image
+from arv.services.video_probe import VideoProbe, probe_video
 
 router = APIRouter(prefix="/api/ar-content", tags=["ar-content"])
 
 
-def _checked_video(data: bytes) -> VideoUpload:
+def _checked_video(data: bytes, settings: Settings) -> VideoProbe:
+    """The upload read by ffprobe, or the 4xx saying why it is refused; nothing is stored yet."""
     try:
-        return sniff_video(data)
+        return probe_video(
+            data, max_seconds=settings.max_video_seconds, timeout_s=settings.video_probe_timeout_s
+        )
     except UploadRefused as exc:
         raise refused(exc) from exc
 
@@ -30,7 +35,7 @@ def _add_video(
     stored: StoredUntilCommit,
     content: ARContent,
     data: bytes,
-    container: VideoUpload,
+    container: VideoProbe,
     filename: str | None,
 ) -> Video:
     video = Video(
@@ -39,6 +44,11 @@ def _add_video(
         content_type=container.content_type,
         size_bytes=len(data),
         filename=file_name(filename),
+        probe=container.record(),
+        duration_s=container.duration_s,
+        width=container.width,
+        height=container.height,
+        rotation=container.rotation,
     )
     session.add(video)
     session.flush()
@@ -68,7 +78,7 @@ def create_ar_content(
         checked = check_image(image_data, max_pixels=settings.max_image_pixels)
     except UploadRefused as exc:
         raise refused(exc) from exc
-    container = _checked_video(video_data) if video_data is not None else None
+    container = _checked_video(video_data, settings) if video_data is not None else None
     admitted = quotas.admit_upload(
         session,
         project.company_id,
@@ -160,7 +170,7 @@ def upload_video(
 ) -> VideoOut:
     content = get_owned(session, principal, ARContent, content_id, "AR content")
     data = read_upload(video, limit=settings.max_upload_bytes, field="video")
-    container = _checked_video(data)
+    container = _checked_video(data, settings)
     admitted = quotas.admit_upload(
         session, content.company_id, settings, size_bytes=len(data), kinds=[previews.POSTER]
     )
