@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -104,6 +105,23 @@ def test_ffprobe_running_out_of_time_is_a_refusal() -> None:
     with pytest.raises(UploadRefused) as refused:
         probe_video(videos.h264_aac_mp4(), max_seconds=600, timeout_s=0.001)
     assert refused.value.status_code == 422 and "within 0.001 s" in str(refused.value)
+
+
+@pytest.mark.parametrize("db_backend", ["sqlite"])
+def test_an_api_host_without_ffprobe_says_so_and_keeps_nothing(
+    api: TestClient, tenant: Tenant, arv_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    content_id = _content(api, tenant)
+    before_files = stored_files(arv_env)
+    monkeypatch.setenv("PATH", str(tmp_path / "no-programs-here"))
+    response = api.post(
+        f"/api/ar-content/{content_id}/videos",
+        files={"video": ("clip.mp4", videos.h264_aac_mp4(), "video/mp4")},
+        headers=tenant.headers,
+    )
+    assert response.status_code == 503, response.text
+    assert "ffprobe" in response.json()["detail"] and "install" in response.json()["detail"]
+    assert stored_files(arv_env) == before_files
 
 
 def _content(api: TestClient, tenant: Tenant) -> int:

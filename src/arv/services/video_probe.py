@@ -132,7 +132,11 @@ def _run_ffprobe(data: bytes, *, timeout_s: float) -> tuple[dict[str, Any], str]
     """ffprobe's JSON of `data`, and what it said on stderr (decoders complain there and carry on)."""
     ffprobe = shutil.which("ffprobe")
     if ffprobe is None:
-        raise RuntimeError("ffprobe is not installed on the API host (scripts/install-system-packages.sh)")
+        raise UploadRefused(
+            "this server cannot check videos yet: ffprobe (part of ffmpeg) is not installed where the API "
+            "runs; the operator installs ffmpeg (Debian: apt-get install ffmpeg), then upload again",
+            503,
+        )
     with tempfile.TemporaryDirectory(prefix="arv-probe-") as folder:
         path = Path(folder) / "upload"
         path.write_bytes(data)
