@@ -13,12 +13,13 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from sqlalchemy import Update
 from sqlalchemy.orm import Session
-from sqlalchemy.sql.expression import Executable
 
 from arv.config import Settings
 from arv.db.models import Job
 from arv.jobs.queues import Queue
+from arv.storage import Storage
 
 
 class PermanentJobError(Exception):
@@ -58,14 +59,29 @@ class JobOutcome:
     record: Record | None = None
 
 
-def recording(result: dict[str, Any], *statements: Executable) -> JobOutcome:
-    """An outcome whose whole effect on the database is `statements`, run when the job settles."""
+def recording_or_discarding(
+    result: dict[str, Any], statement: Update, storage: Storage, *keys: str
+) -> JobOutcome:
+    """An outcome that runs `statement` (an UPDATE of the subject it made `keys` for) when the job
+    settles; when it matches no row (the subject was deleted meanwhile), the objects at `keys` are
+    deleted once the job has settled, and the result says the work was superseded."""
 
-    def record(session: Session) -> None:
-        for statement in statements:
-            session.execute(statement)
+    outcome = JobOutcome(dict(result))
 
-    return JobOutcome(result, record=record)
+    def record(session: Session) -> Callable[[], None] | None:
+        executed = session.execute(statement.execution_options(synchronize_session=False))
+        if executed.rowcount:  # type: ignore[attr-defined]
+            return None
+        outcome.result["superseded"] = True
+        return lambda: _delete_all(storage, keys)
+
+    outcome.record = record
+    return outcome
+
+
+def _delete_all(storage: Storage, keys: tuple[str, ...]) -> None:
+    for key in keys:
+        storage.delete(key)
 
 
 @dataclass(frozen=True)

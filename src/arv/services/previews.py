@@ -7,17 +7,16 @@ import shutil
 import subprocess
 import tempfile
 import warnings
-from collections.abc import Callable
 from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
-from sqlalchemy import Update, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from arv.config import get_settings
 from arv.db.models import ARContent, Job, JobStatus, Portrait, Video
 from arv.jobs import store
-from arv.jobs.kinds import InFlightQuota, JobKind, JobOutcome, register
+from arv.jobs.kinds import InFlightQuota, JobKind, JobOutcome, recording_or_discarding, register
 from arv.jobs.queues import Queue
 from arv.storage import ObjectNotFound, Storage, get_storage
 
@@ -118,31 +117,6 @@ def thumbnail_key(job_id: str) -> str:
 def poster_key(job_id: str) -> str:
     """The key the poster job `job_id` writes (its own, like a thumbnail's)."""
     return f"posters/{job_id}.jpg"
-
-
-def recording_or_discarding(
-    result: dict[str, object], statement: Update, storage: Storage, *keys: str
-) -> JobOutcome:
-    """An outcome that runs `statement` (an UPDATE of the subject it made `keys` for) when the job
-    settles; when it matches no row (the subject was deleted meanwhile), the objects at `keys` are
-    deleted once the job has settled, and the result says the work was superseded."""
-
-    outcome = JobOutcome(dict(result))
-
-    def record(session: Session) -> Callable[[], None] | None:
-        executed = session.execute(statement.execution_options(synchronize_session=False))
-        if executed.rowcount:  # type: ignore[attr-defined]
-            return None
-        outcome.result["superseded"] = True
-        return lambda: _delete_all(storage, keys)
-
-    outcome.record = record
-    return outcome
-
-
-def _delete_all(storage: Storage, keys: tuple[str, ...]) -> None:
-    for key in keys:
-        storage.delete(key)
 
 
 def _uploaded(storage: Storage, key: str, what: str) -> bytes:

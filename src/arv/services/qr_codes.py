@@ -11,9 +11,8 @@ from sqlalchemy.orm import Session
 from arv.config import get_settings
 from arv.db.models import ARContent, Job, utcnow
 from arv.jobs import store
-from arv.jobs.kinds import JobKind, JobOutcome, register
+from arv.jobs.kinds import JobKind, JobOutcome, recording_or_discarding, register
 from arv.jobs.queues import Queue
-from arv.services.previews import recording_or_discarding
 from arv.storage import Storage, get_storage
 
 # Medium error correction survives a scratch or a fold in the print; the border is the quiet zone
