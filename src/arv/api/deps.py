@@ -12,7 +12,7 @@ from starlette.datastructures import Headers
 from starlette.types import Scope
 
 from arv.config import Settings, get_settings
-from arv.db.models import Base, Company
+from arv.db.models import ARContent, Base, Company, Video
 from arv.db.session import get_sessionmaker
 from arv.services.auth import Principal, authenticate_key
 from arv.storage import Storage, get_storage
@@ -94,6 +94,19 @@ def get_owned(session: Session, principal: Principal, model: type[M], record_id:
     if record is None or company_id is None or not principal.may_act_for(company_id):
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"there is no {what} {record_id}")
     return record
+
+
+def get_owned_video(
+    session: Session, principal: Principal, content_id: int, video_id: int
+) -> tuple[ARContent, Video]:
+    """The AR content if the caller may see it, and its video `video_id`; 404 for either missing."""
+    content = get_owned(session, principal, ARContent, content_id, "AR content")
+    video = session.get(Video, video_id)
+    if video is None or video.ar_content_id != content.id:
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND, f"there is no video {video_id} in AR content {content_id}"
+        )
+    return content, video
 
 
 def acting_company(session: Session, principal: Principal, company_id: int | None) -> Company:

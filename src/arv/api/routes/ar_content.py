@@ -2,10 +2,10 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, HTTPException, Response, UploadFile, status
+from fastapi import APIRouter, File, Form, Response, UploadFile, status
 from sqlalchemy import select
 
-from arv.api.deps import CurrentPrincipal, SessionDep, SettingsDep, StorageDep, get_owned
+from arv.api.deps import CurrentPrincipal, SessionDep, SettingsDep, StorageDep, get_owned, get_owned_video
 from arv.api.fields import file_name
 from arv.api.paging import BeforeId, CompanyFilter, page
 from arv.api.presenters import ar_content_out, video_out
@@ -215,10 +215,7 @@ def delete_video(
     principal: CurrentPrincipal,
 ) -> Response:
     """Delete one video; a content playing it switches to another (the next of its rotation, if any)."""
-    content = get_owned(session, principal, ARContent, content_id, "AR content")
-    video = session.get(Video, video_id)
-    if video is None or video.ar_content_id != content.id:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"AR content {content.id} has no video {video_id}")
+    content, video = get_owned_video(session, principal, content_id, video_id)
     deletion.delete_video(session, content, video)
     session.commit()
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -4,9 +4,9 @@ from typing import Any
 
 from fastapi import APIRouter, HTTPException, Response, status
 
-from arv.api.deps import CurrentPrincipal, SessionDep, StorageDep, get_owned
+from arv.api.deps import CurrentPrincipal, SessionDep, StorageDep, get_owned, get_owned_video
 from arv.api.schemas import IdPath
-from arv.db.models import ARContent, Portrait, Video
+from arv.db.models import ARContent, Portrait
 from arv.services import previews
 from arv.storage import ObjectNotFound, Storage
 from arv.storage.base import content_disposition
@@ -67,12 +67,7 @@ def video_poster(
     storage: StorageDep,
 ) -> Response:
     """A frame of the video near its start; 422 with the reason when ffmpeg could not read the video."""
-    content = get_owned(session, principal, ARContent, content_id, "AR content")
-    video = session.get(Video, video_id)
-    if video is None or video.ar_content_id != content.id:
-        raise HTTPException(
-            status.HTTP_404_NOT_FOUND, f"there is no video {video_id} in AR content {content_id}"
-        )
+    _, video = get_owned_video(session, principal, content_id, video_id)
     if video.poster_error:
         raise HTTPException(
             status.HTTP_422_UNPROCESSABLE_CONTENT, f"this video has no poster: {video.poster_error}"
