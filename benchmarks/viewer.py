@@ -41,7 +41,7 @@ def _prepare(data_dir: Path) -> dict[str, str]:
 def _contents(photo: bytes, video: bytes) -> tuple[str, str]:
     """Two contents of the same photo: ARV's compiled marker, and MindAR's own .mind of it."""
     from fastapi.testclient import TestClient
-    from tests.support.viewer import create_content, place_marker, run_queued
+    from tests.support.viewer import create_content, place_marker, prepare_videos, run_queued
 
     from arv.api.app import create_app
     from arv.db.migrate import upgrade_database
@@ -63,6 +63,7 @@ def _contents(photo: bytes, video: bytes) -> tuple[str, str]:
     results = run_queued("generate_ar_content_marker_task")
     assert all("marker_key" in r for r in results), results
     place_marker(mindar["id"], (FIXTURES / "pictarize.mind").read_bytes())
+    prepare_videos()
     return arv["unique_id"], mindar["unique_id"]
 
 

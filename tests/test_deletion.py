@@ -47,6 +47,7 @@ DERIVING = (
     "generate_thumbnail",
     "generate_video_poster",
     "generate_qr_code",
+    "transcode_video",
 )
 # Tables whose rows outlive a content or a project: the company, its key, the ids of deleted content.
 KEPT_TABLES = {"companies", "api_keys", "upload_counts", "deleted_contents", "jobs", "task_runs"}
@@ -155,8 +156,10 @@ def test_deleting_a_project_leaves_no_object_and_no_row_of_it(
     api: TestClient, tenant: Tenant, tmp_path: Path, store_kind: str
 ) -> None:
     created = content_with_everything(api, tenant, tmp_path)
-    # The image, the marker, the thumbnail, two videos with a poster each, the QR code's PNG and SVG.
-    assert len(stored_keys()) == 9, stored_keys()
+    # The image, the marker, the thumbnail, two videos with a poster and a rendition each, the QR
+    # code's PNG and SVG.
+    assert len(stored_keys()) == 11, stored_keys()
+    assert len([key for key in stored_keys() if key.startswith("renditions/")]) == 2
     counts = row_counts()
     for table in ("ar_contents", "videos", "video_rotation_schedules", "content_views", "notifications"):
         assert counts[table] >= 1, table
@@ -532,7 +535,7 @@ def test_a_rotation_without_a_video_keeps_its_place(
 def test_jobs_that_finish_after_their_subject_was_deleted_leave_nothing(
     api: TestClient, tenant: Tenant, tmp_path: Path
 ) -> None:
-    """A compile, a thumbnail, a poster and a QR code that were running when their content was deleted:
+    """A compile, a thumbnail, a poster, a transcode and a QR code that were running when their content was deleted:
     each writes its object, then finds its subject gone, records nothing and deletes what it wrote;
     the erasure then deletes their jobs."""
     clip = playable_video(tmp_path / "clip.mp4", seconds=1.0, container="mp4")
@@ -550,7 +553,8 @@ def test_jobs_that_finish_after_their_subject_was_deleted_leave_nothing(
             session.commit()
             running.append((kind, job, outcome))
         # Every object is written; none is recorded yet.
-        assert len(stored_keys()) == 2 + len(DERIVING) + 1  # image, video, and the four jobs' (QR: two)
+        # image, video, and the five jobs' (QR: two; a clip this small gets one rendition)
+        assert len(stored_keys()) == 2 + len(DERIVING) + 1
 
         assert api.delete(f"/api/ar-content/{created['id']}", headers=tenant.headers).status_code == 204
         with session_scope() as other:
@@ -707,11 +711,11 @@ def test_a_worker_erases_a_deleted_projects_objects_within_seconds(
             return statuses == {JobStatus.SUCCEEDED}
 
         wait_until(derived, timeout=120, what="every derived object")
-        assert len(stored_keys()) == 9
+        assert len(stored_keys()) == 11  # 9, and each video's rendition
         started = time.monotonic()
         assert api.delete(f"/api/projects/{created['project_id']}", headers=tenant.headers).status_code == 204
         wait_until(lambda: not stored_keys(), timeout=60, interval=0.05, what="the erasure")
         took = time.monotonic() - started
     with capsys.disabled():
-        print(f"\n9 objects of a deleted project erased from S3 by a worker {took:.2f} s after the DELETE")
+        print(f"\n11 objects of a deleted project erased from S3 by a worker {took:.2f} s after the DELETE")
     assert took < 10

@@ -28,7 +28,7 @@ from tests.conftest import Tenant, apply_env
 from tests.support.images import mp4_bytes, photo_jpeg
 from tests.support.platform import REPO, wait_until
 from tests.support.servers import free_port
-from tests.support.viewer import REFERENCE_MIND, create_content, place_marker, run_queued
+from tests.support.viewer import REFERENCE_MIND, create_content, place_marker, prepare_videos, run_queued
 
 # What these tests check does not depend on the database: SQLite only.
 SQLITE = pytest.mark.parametrize("db_backend", ["sqlite"])
@@ -43,6 +43,7 @@ def _policy(header: str) -> dict[str, list[str]]:
 def _ready_content(api: TestClient, tenant: Tenant) -> dict:  # type: ignore[type-arg]
     created = create_content(api, tenant, photo_jpeg(400, 300), mp4_bytes(), video_type="video/mp4")
     place_marker(created["id"], REFERENCE_MIND.read_bytes())
+    prepare_videos()
     return created
 
 

@@ -37,7 +37,13 @@ def test_content_creation_queues_its_qr_code_and_thumbnail_in_the_same_transacti
     with session_scope() as session:
         kinds = sorted(session.scalars(select(Job.kind).where(Job.company_id == tenant.company_id)))
     assert kinds == sorted(
-        ["generate_ar_content_marker_task", "generate_qr_code", "generate_thumbnail", "generate_video_poster"]
+        [
+            "generate_ar_content_marker_task",
+            "generate_qr_code",
+            "generate_thumbnail",
+            "generate_video_poster",
+            "transcode_video",
+        ]
     )
     previews = ("generate_qr_code", "generate_thumbnail", "generate_video_poster")
     assert {task_routes()[k]["queue"] for k in previews} == {"default"}

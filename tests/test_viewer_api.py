@@ -14,7 +14,7 @@ from arv.db.models import ARContent, Project, utcnow
 from arv.db.session import session_scope
 from tests.conftest import Tenant
 from tests.support.images import mp4_bytes, photo_jpeg
-from tests.support.viewer import REFERENCE_MIND, create_content, place_marker
+from tests.support.viewer import REFERENCE_MIND, create_content, place_marker, prepare_videos
 
 PHOTO = photo_jpeg(400, 300)
 
@@ -22,6 +22,7 @@ PHOTO = photo_jpeg(400, 300)
 def _ready_content(api: TestClient, tenant: Tenant) -> dict:  # type: ignore[type-arg]
     created = create_content(api, tenant, PHOTO, mp4_bytes(), video_type="video/mp4")
     place_marker(created["id"], REFERENCE_MIND.read_bytes())
+    prepare_videos()
     return created
 
 
@@ -38,7 +39,11 @@ def test_active_content_gives_the_page_its_marker_video_and_target_shape(
     # Local storage links are paths: the page fetches them from the origin it was opened on.
     assert body["marker_url"].startswith("/files/") and body["video_url"].startswith("/files/")
     assert api.get(body["marker_url"]).content == REFERENCE_MIND.read_bytes()
-    assert api.get(body["video_url"]).content == mp4_bytes()
+    # The page plays the web rendition, not the upload; the upload is kept.
+    [video] = api.get(f"/api/ar-content/{created['id']}/videos", headers=tenant.headers).json()
+    assert video["rendition_status"] == "ready" and video["original_kept"]
+    assert api.get(body["video_url"]).content == api.get(video["rendition_url"]).content != mp4_bytes()
+    assert api.get(video["video_url"]).content == mp4_bytes()
     assert answer.headers["cache-control"] == "no-store"
 
 
@@ -156,9 +161,12 @@ def test_a_cdn_base_url_moves_the_page_files(api: TestClient, tenant: Tenant, mo
     assert "https://cdn.example.com/arv/vendor/mind-ar/mindar-image-three.prod.js" in page
 
 
-def test_the_next_load_plays_the_video_made_active_since(api: TestClient, tenant: Tenant) -> None:
+def test_the_next_load_plays_the_video_made_active_since_once_its_rendition_is_ready(
+    api: TestClient, tenant: Tenant
+) -> None:
     created = _ready_content(api, tenant)
     first = api.get(f"/api/ar/{created['unique_id']}").json()
+    playing = api.get(first["video_url"]).content
     second = api.post(
         f"/api/ar-content/{created['id']}/videos",
         files={"video": ("second.mp4", mp4_bytes(seed=1), "video/mp4")},
@@ -166,9 +174,14 @@ def test_the_next_load_plays_the_video_made_active_since(api: TestClient, tenant
     ).json()
     with session_scope() as session:
         session.execute(update(ARContent).values(active_video_id=second["id"]))
+    # Its rendition is not made yet: the content keeps playing the video it had.
+    meanwhile = api.get(f"/api/ar/{created['unique_id']}").json()
+    assert meanwhile["state"] == "active" and api.get(meanwhile["video_url"]).content == playing
+    prepare_videos()
     after = api.get(f"/api/ar/{created['unique_id']}").json()
-    assert after["video_url"] != first["video_url"]
-    assert api.get(after["video_url"]).content == mp4_bytes(seed=1)
+    made = api.get(f"/api/ar-content/{created['id']}/videos", headers=tenant.headers).json()
+    rendition = next(video["rendition_url"] for video in made if video["id"] == second["id"])
+    assert api.get(after["video_url"]).content == api.get(rendition).content != playing
 
 
 @pytest.mark.production_stack
@@ -178,7 +191,9 @@ def test_on_object_storage_the_page_gets_links_it_can_download(api: TestClient, 
     body = api.get(f"/api/ar/{created['unique_id']}").json()
     assert body["marker_url"].startswith("http") and "testserver" not in body["marker_url"]
     assert httpx.get(body["marker_url"], timeout=30).content == REFERENCE_MIND.read_bytes()
-    assert httpx.get(body["video_url"], timeout=30).content == mp4_bytes()
+    [video] = api.get(f"/api/ar-content/{created['id']}/videos", headers=tenant.headers).json()
+    rendition = httpx.get(video["rendition_url"], timeout=30).content
+    assert httpx.get(body["video_url"], timeout=30).content == rendition and rendition[4:8] == b"ftyp"
 
 
 def test_without_its_libraries_installed_the_page_says_it_cannot_start(

@@ -20,7 +20,7 @@ from arv.db.session import session_scope
 from tests.conftest import Tenant
 from tests.support.camera_feed import camera_showing, playable_video
 from tests.support.images import photo_jpeg
-from tests.support.pipeline import target_photo, wait_for_marker
+from tests.support.pipeline import target_photo, wait_for_marker, wait_for_renditions
 from tests.support.platform import worker_pool
 from tests.support.viewer import (
     BROWSER_DIR,
@@ -29,6 +29,7 @@ from tests.support.viewer import (
     create_content,
     open_viewer,
     place_marker,
+    prepare_videos,
 )
 
 pytestmark = [pytest.mark.browser, pytest.mark.parametrize("db_backend", ["sqlite"])]
@@ -46,14 +47,16 @@ def test_the_page_tracks_the_print_and_plays_the_video_and_never_tracks_without_
 ) -> None:
     photo = target_photo()
     with worker_pool(arv_env, tmp_path) as pool:
-        pool.start("markers,default", concurrency=1)
+        pool.start("markers,default,videos", concurrency=1)
         # H.264 in MP4, as phones record; long enough not to loop during the test, so that its
         # position counts the time it played.
         # One flat colour, to be found on screen where the print is.
         clip = playable_video(tmp_path / "clip.mp4", seconds=30.0, container="mp4", picture="color=c=magenta")
         created = create_content(api, tenant, photo, clip, video_type="video/mp4")
         content = wait_for_marker(api, f"/api/ar-content/{created['id']}", tenant.headers)
+        [video] = wait_for_renditions(api, created["id"], tenant.headers)
     assert content["marker_status"] == "ready", content["marker_error"]
+    assert video["rendition_status"] == "ready", video["transcode_error"]
     # The print is in view for 4 s, then away for 2 s, and back when the fake camera loops the file.
     print_in_view = camera_showing(photo, tmp_path / "print.y4m", seconds=4.0, away_s=2.0)
     other_picture = camera_showing(photo_jpeg(800, 800, seed=5), tmp_path / "other.y4m")
@@ -104,6 +107,7 @@ def test_expired_content_says_so_without_asking_for_the_camera_and_refusals_are_
     created = create_content(api, russian, photo_jpeg(674, 372), playable_video(tmp_path / "clip.webm"))
     # The page's surroundings only: the shared reference marker stands in for a compiled one.
     place_marker(created["id"], REFERENCE_MIND.read_bytes())
+    prepare_videos()
     camera = camera_showing(photo_jpeg(674, 372), tmp_path / "print.y4m", seconds=1.0)
 
     with api_server(arv_env, tmp_path) as base:

@@ -54,6 +54,9 @@ class Settings(BaseSettings):
     default_time_limit_s: int = 360
     notification_soft_time_limit_s: int = 60
     notification_time_limit_s: int = 90
+    # A transcode of the longest video accepted (ARV_MAX_VIDEO_SECONDS) from 4K60 HEVC takes minutes.
+    video_soft_time_limit_s: int = 1800
+    video_time_limit_s: int = 1860
 
     # Job leases: a claim holds a job for `job_lease_s`, and the running worker's heartbeat renews it
     # every `job_heartbeat_s`; a worker that dies or is cut off loses its jobs once the lease lapses.
@@ -127,6 +130,15 @@ class Settings(BaseSettings):
     # Longest video accepted, in seconds; ffprobe gets this long to read an upload before it is refused.
     max_video_seconds: float = Field(default=600.0, gt=0)
     video_probe_timeout_s: float = Field(default=15.0, gt=0)
+    # ---- web renditions (arv.services.transcode) ----
+    # Keep the uploaded original once its renditions exist (a better rendition can be made from it
+    # later); false deletes it after a successful transcode, and the rendition stands in for it.
+    keep_video_originals: bool = True
+    # ffmpeg reporting no progress for this long is stopped: the file makes it hang.
+    video_stall_timeout_s: float = Field(default=120.0, gt=0)
+    # ffmpeg runs at this niceness (0-19): a transcode gives the CPU up to marker compiles and the API
+    # on the same machine, and takes what they leave.
+    video_transcode_niceness: int = Field(default=10, ge=0, le=19)
     # Longest side of portrait and AR content thumbnails, in pixels.
     thumbnail_max_px: int = 320
 
@@ -139,7 +151,7 @@ class Settings(BaseSettings):
     quota_uploads_per_day: int = Field(default=2000, ge=0)
     # Marker compiles queued or running at once.
     quota_compiles_in_flight: int = Field(default=20, ge=0)
-    # ffmpeg work on videos (posters, renditions) queued or running at once.
+    # Videos whose web renditions are being made (queued or running) at once.
     quota_transcodes_in_flight: int = Field(default=10, ge=0)
     # Bytes of uploaded images and videos kept in storage (derived files are not counted): 50 GiB.
     quota_stored_bytes: int = Field(default=50 * 1024**3, ge=0)

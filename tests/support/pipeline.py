@@ -36,6 +36,19 @@ def wait_for_marker(api: TestClient, path: str, headers: dict[str, str], *, time
     return wait_until(settled, timeout=timeout, what=f"marker of {path}")  # type: ignore[no-any-return]
 
 
+def wait_for_renditions(
+    api: TestClient, content_id: int, headers: dict[str, str], *, timeout: float = 120.0
+) -> list[dict]:  # type: ignore[type-arg]
+    """The content's videos once none is still being transcoded (each `ready` or `failed`)."""
+
+    def settled() -> list[dict] | None:  # type: ignore[type-arg]
+        found = api.get(f"/api/ar-content/{content_id}/videos", headers=headers).json()
+        done = all(video["rendition_status"] in ("ready", "failed", "original") for video in found)
+        return found if done else None
+
+    return wait_until(settled, timeout=timeout, what=f"renditions of content {content_id}")  # type: ignore[no-any-return]
+
+
 def download(api: TestClient, url: str) -> bytes:
     """GET a download URL: the API's own signed link (local storage) or a presigned S3 URL."""
     response = api.get(url) if url.startswith("http://testserver") else httpx.get(url, timeout=30)

@@ -64,7 +64,7 @@ class WorkerPool:
 
     def start(
         self,
-        queues: str = "markers,notifications,default",
+        queues: str = "markers,notifications,default,videos",
         *,
         concurrency: int = 1,
         beat: bool = False,

@@ -59,7 +59,7 @@ FAST_RECOVERY = {
     "ARV_NOTIFICATION_FAN_OUT_INTERVAL_S": "5",
 }
 
-WORKER_QUEUES = {"markers": "markers", "notifications": "notifications,default"}
+WORKER_QUEUES = {"markers": "markers", "notifications": "notifications,default,videos"}
 # How long a part gets to say it is ready, and to exit after SIGTERM.
 START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 20.0

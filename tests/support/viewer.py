@@ -68,6 +68,11 @@ def run_queued(task_name: str) -> list[dict[str, Any]]:
     return [task.apply(args=[job_id]).get(propagate=False) for job_id in queued_jobs(task_name)]
 
 
+def prepare_videos() -> list[dict[str, Any]]:
+    """Transcode every video waiting for its renditions, in this process, as the videos worker would."""
+    return run_queued("transcode_video")
+
+
 def place_marker(content_id: int, mind: bytes) -> None:
     """Give content a ready marker without compiling (for tests of the page's surroundings, not of AR)."""
     key = f"markers/test-{content_id}.mind"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from arv.api.schemas import ARContentOut, PortraitOut, VideoOut
+from arv.api.schemas import ARContentOut, PortraitOut, RenditionOut, VideoOut
 from arv.config import Settings
 from arv.db.models import ARContent, Portrait, Video
 from arv.storage import Storage
@@ -47,6 +47,13 @@ def ar_content_out(content: ARContent, storage: Storage, settings: Settings) -> 
 
 
 def video_out(video: Video, storage: Storage, settings: Settings) -> VideoOut:
+    ttl = settings.download_url_ttl_s
+    renditions = [
+        RenditionOut(**{name: value for name, value in facts.items() if name != "key"},
+                     url=storage.download_url(facts["key"], expires_in=ttl))
+        for facts in video.renditions or []
+    ]  # fmt: skip
+    original_kept = video.original_deleted_at is None
     return VideoOut(
         id=video.id,
         ar_content_id=video.ar_content_id,
@@ -54,7 +61,10 @@ def video_out(video: Video, storage: Storage, settings: Settings) -> VideoOut:
         size_bytes=video.size_bytes,
         filename=video.filename,
         created_at=video.created_at,
-        video_url=storage.download_url(video.storage_key, expires_in=settings.download_url_ttl_s),
+        video_url=storage.download_url(
+            video.storage_key if original_kept or not video.rendition_key else video.rendition_key,
+            expires_in=ttl,
+        ),
         duration_s=video.duration_s,
         width=video.width,
         height=video.height,
@@ -62,4 +72,11 @@ def video_out(video: Video, storage: Storage, settings: Settings) -> VideoOut:
         frame_rate=(video.probe or {}).get("frame_rate"),
         video_codec=(video.probe or {}).get("video_codec"),
         audio_codec=(video.probe or {}).get("audio_codec"),
+        rendition_status=video.rendition_status,
+        transcode_task_id=video.transcode_task_id,
+        transcode_progress=video.transcode_progress,
+        transcode_error=video.transcode_error,
+        rendition_url=renditions[0].url if renditions else None,
+        renditions=renditions,
+        original_kept=original_kept,
     )

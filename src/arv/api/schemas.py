@@ -126,6 +126,19 @@ class ARContentOut(MarkerOut):
     public_url: str
 
 
+class RenditionOut(BaseModel):
+    """One web rendition of a video, as ffprobe read it once made."""
+
+    label: str
+    url: str
+    width: int
+    height: int
+    duration_s: float
+    frame_rate: float | None = None
+    audio_codec: str | None = None
+    size_bytes: int
+
+
 class VideoOut(BaseModel):
     id: int
     ar_content_id: int
@@ -143,6 +156,17 @@ class VideoOut(BaseModel):
     frame_rate: float | None = None
     video_codec: str | None = None
     audio_codec: str | None = None
+    # Web renditions (README "Web renditions"): pending -> processing -> ready, or failed with
+    # `transcode_error`; `original` for a video uploaded before renditions existed (it plays as
+    # uploaded). `transcode_progress` is 0-100 while it runs. `video_url` is the original, or the main
+    # rendition once the original was deleted (ARV_KEEP_VIDEO_ORIGINALS=false, `original_kept` false).
+    rendition_status: str = "original"
+    transcode_task_id: str | None = None
+    transcode_progress: float | None = None
+    transcode_error: str | None = None
+    rendition_url: str | None = None
+    renditions: list[RenditionOut] = []
+    original_kept: bool = True
 
 
 class TaskAccepted(BaseModel):

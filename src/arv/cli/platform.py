@@ -55,7 +55,7 @@ def worker(
     ctx: typer.Context,
     queues: Annotated[
         str, typer.Option("-Q", "--queues", help="Comma-separated queues.")
-    ] = "markers,notifications,default",
+    ] = "markers,notifications,default,videos",
     concurrency: Annotated[int | None, typer.Option("-c", "--concurrency")] = None,
 ) -> None:
     """Run a Celery worker; extra options go to `celery worker` as they are."""
@@ -135,6 +135,9 @@ def run(
         ],
         "default": exe
         + ["worker", "-Q", "default", "-c", "1", "-n", "default@%h", "--without-gossip", "--without-mingle"],
+        # One transcode at a time: ffmpeg uses every core itself, at a lower priority than compiles.
+        "videos": exe
+        + ["worker", "-Q", "videos", "-c", "1", "-n", "videos@%h", "--without-gossip", "--without-mingle"],
         "beat": exe + ["beat"],
     }
     supervisor = Supervisor(parts, env=env)

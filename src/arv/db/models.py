@@ -76,6 +76,21 @@ class MarkerStatus(StrEnum):
     FAILED = "failed"
 
 
+class RenditionStatus(StrEnum):
+    """Values of `Video.rendition_status`: pending -> processing -> ready, or -> failed (the video
+    keeps `transcode_error`); `original` marks a video uploaded before renditions existed, which plays
+    as uploaded."""
+
+    PENDING = "pending"
+    PROCESSING = "processing"
+    READY = "ready"
+    FAILED = "failed"
+    ORIGINAL = "original"
+
+
+PLAYABLE_RENDITIONS = (RenditionStatus.READY, RenditionStatus.ORIGINAL)
+
+
 class Company(Base):
     __tablename__ = "companies"
 
@@ -204,6 +219,22 @@ class Video(Base):
     width: Mapped[int | None] = mapped_column(Integer)
     height: Mapped[int | None] = mapped_column(Integer)
     rotation: Mapped[int | None] = mapped_column(Integer)
+    # Web renditions (arv.services.transcode). Rows from before them read `original` (the database's
+    # default); a new video starts `pending`, and its transcode job is `transcode_task_id`.
+    rendition_status: Mapped[str] = mapped_column(
+        String(16), default=RenditionStatus.PENDING, server_default=RenditionStatus.ORIGINAL
+    )
+    transcode_task_id: Mapped[str | None] = mapped_column(String(36))
+    # 0-100 while the transcode runs, from ffmpeg's progress output.
+    transcode_progress: Mapped[float | None] = mapped_column(Float)
+    transcode_error: Mapped[str | None] = mapped_column(Text)
+    # The rendition every phone plays (H.264/AAC MP4, at most 1080 px), and a smaller one for slow
+    # networks when the video is large enough for it to pay; `renditions` has what ffprobe read of each.
+    rendition_key: Mapped[str | None] = mapped_column(String(255))
+    small_rendition_key: Mapped[str | None] = mapped_column(String(255))
+    renditions: Mapped[list[Any] | None]
+    # Set when the original was deleted after transcoding (ARV_KEEP_VIDEO_ORIGINALS=false).
+    original_deleted_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

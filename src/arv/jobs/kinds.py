@@ -98,6 +98,8 @@ def queue_time_limits(queue: Queue, settings: Settings) -> TimeLimits:
         return TimeLimits(settings.marker_soft_time_limit_s, settings.marker_time_limit_s)
     if queue == Queue.NOTIFICATIONS:
         return TimeLimits(settings.notification_soft_time_limit_s, settings.notification_time_limit_s)
+    if queue == Queue.VIDEOS:
+        return TimeLimits(settings.video_soft_time_limit_s, settings.video_time_limit_s)
     return TimeLimits(settings.default_soft_time_limit_s, settings.default_time_limit_s)
 
 

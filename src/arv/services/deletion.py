@@ -66,7 +66,7 @@ from arv.db.models import (
 from arv.jobs import store
 from arv.jobs.kinds import JobKind, JobOutcome, TryLater, register
 from arv.jobs.queues import Queue
-from arv.services import markers, previews, qr_codes
+from arv.services import markers, previews, qr_codes, transcode
 from arv.services.notify import delivery
 from arv.services.orphans import REFERENCED_KEYS, STORAGE_KEY_COLUMNS
 from arv.storage import Storage, get_storage
@@ -88,29 +88,48 @@ def _table(model: type[Base]) -> Table:
 @dataclass(frozen=True)
 class SubjectJobs:
     """Jobs of `kind` work on the row of `table` whose id is `args[id_arg]` (and whose other `args`
-    equal `match`); `output_key(job_id)` is the storage key such a job writes, if it is fixed by it."""
+    equal `match`); `output_keys(job_id)` are the storage keys such a job writes, if fixed by it."""
 
     kind: JobKind
     table: Table
     id_arg: str
     match: tuple[tuple[str, str], ...] = ()
-    output_key: Callable[[str], str] | None = None
+    output_keys: Callable[[str], tuple[str, ...]] | None = None
+
+
+def _keys(*makers: Callable[[str], str]) -> Callable[[str], tuple[str, ...]]:
+    """The keys a job writes, from the functions that name each of them by the job's id."""
+    return lambda job_id: tuple(make(job_id) for make in makers)
 
 
 SUBJECT_JOBS: tuple[SubjectJobs, ...] = (
-    SubjectJobs(markers.COMPILE_PORTRAIT_MARKER, _table(Portrait), "id", output_key=markers.marker_key),
-    SubjectJobs(markers.COMPILE_CONTENT_MARKER, _table(ARContent), "id", output_key=markers.marker_key),
     SubjectJobs(
-        previews.THUMBNAIL, _table(Portrait), "id", (("kind", "portrait"),), output_key=previews.thumbnail_key
+        markers.COMPILE_PORTRAIT_MARKER, _table(Portrait), "id", output_keys=_keys(markers.marker_key)
+    ),
+    SubjectJobs(
+        markers.COMPILE_CONTENT_MARKER, _table(ARContent), "id", output_keys=_keys(markers.marker_key)
+    ),
+    SubjectJobs(
+        previews.THUMBNAIL,
+        _table(Portrait),
+        "id",
+        (("kind", "portrait"),),
+        output_keys=_keys(previews.thumbnail_key),
     ),
     SubjectJobs(
         previews.THUMBNAIL,
         _table(ARContent),
         "id",
         (("kind", "ar_content"),),
-        output_key=previews.thumbnail_key,
+        output_keys=_keys(previews.thumbnail_key),
     ),
-    SubjectJobs(previews.POSTER, _table(Video), "video_id", output_key=previews.poster_key),
+    SubjectJobs(previews.POSTER, _table(Video), "video_id", output_keys=_keys(previews.poster_key)),
+    SubjectJobs(
+        transcode.TRANSCODE,
+        _table(Video),
+        "video_id",
+        output_keys=_keys(transcode.rendition_key, transcode.small_rendition_key),
+    ),
     SubjectJobs(qr_codes.QR_CODE, _table(ARContent), "id"),
     SubjectJobs(delivery.DELIVER, _table(NotificationDelivery), "delivery_id"),
 )
@@ -207,8 +226,8 @@ def _delete_jobs(session: Session, scope: dict[Table, ColumnElement[bool]], dele
     """Delete the jobs of the rows in scope that are not running now; the running ones are left to end
     (each finds its subject gone and deletes what it wrote), and deleted by an erase job afterwards."""
     found = session.execute(select(_jobs.c.id, _jobs.c.kind).where(_job_condition(scope))).all()
-    output_keys: dict[str, Callable[[str], str]] = {
-        subject.kind.name: subject.output_key for subject in SUBJECT_JOBS if subject.output_key
+    output_keys: dict[str, Callable[[str], tuple[str, ...]]] = {
+        subject.kind.name: subject.output_keys for subject in SUBJECT_JOBS if subject.output_keys
     }
     ids = [job_id for job_id, _ in found]
     gone: set[str] = set()
@@ -223,7 +242,7 @@ def _delete_jobs(session: Session, scope: dict[Table, ColumnElement[bool]], dele
     jobs = _Jobs(running=[job_id for job_id in ids if job_id not in gone])
     for job_id, kind in found:
         if kind in output_keys:
-            (jobs.keys if job_id in gone else jobs.running_keys).add(output_keys[kind](job_id))
+            (jobs.keys if job_id in gone else jobs.running_keys).update(output_keys[kind](job_id))
     deleted.jobs_deleted += len(gone)
     deleted.jobs_running += len(jobs.running)
     return jobs

@@ -67,11 +67,16 @@ STORAGE_KEY_COLUMNS: tuple[InstrumentedAttribute[Any], ...] = (
     ARContent.qr_svg_key,
     Video.storage_key,
     Video.poster_key,
+    Video.rendition_key,
+    Video.small_rendition_key,
 )
 
 # The folders ARV writes its objects under: uploads (`images/`, `videos/`, arv.api.uploads), compiled
-# markers (arv.services.markers), previews and QR codes (arv.services.previews, arv.services.qr_codes).
-STORAGE_KEY_PREFIXES: tuple[str, ...] = ("images/", "markers/", "posters/", "qr/", "thumbnails/", "videos/")
+# markers (arv.services.markers), previews and QR codes (arv.services.previews, arv.services.qr_codes),
+# web renditions of videos (arv.services.transcode).
+STORAGE_KEY_PREFIXES: tuple[str, ...] = (
+    "images/", "markers/", "posters/", "qr/", "renditions/", "thumbnails/", "videos/",
+)  # fmt: skip
 
 
 def _referenced_keys_statement() -> Select[tuple[Any]]:

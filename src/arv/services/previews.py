@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from arv.config import get_settings
 from arv.db.models import ARContent, Job, JobStatus, Portrait, Video
 from arv.jobs import store
-from arv.jobs.kinds import InFlightQuota, JobKind, JobOutcome, recording_or_discarding, register
+from arv.jobs.kinds import JobKind, JobOutcome, recording_or_discarding, register
 from arv.jobs.queues import Queue
 from arv.storage import ObjectNotFound, Storage, get_storage
 
@@ -199,7 +199,9 @@ def generate_poster(session: Session, storage: Storage, job: Job, *, timeout_s: 
     if video is None:
         return JobOutcome({"superseded": True})
     video_key = video.storage_key
-    data = _uploaded(storage, video_key, "video")
+    # The original is gone once its rendition stands in for it (ARV_KEEP_VIDEO_ORIGINALS=false).
+    source_key = video.rendition_key if video.original_deleted_at and video.rendition_key else video_key
+    data = _uploaded(storage, source_key, "video")
     with tempfile.TemporaryDirectory(prefix="arv-poster-") as folder:
         path = Path(folder) / "video"
         path.write_bytes(data)
@@ -245,7 +247,7 @@ POSTER = register(
         ),
         permanent_errors=(PreviewInputError,),
         on_failure=lambda session, job, reason: record_poster_failure(session, job.args["video_id"], reason),
-        # ffmpeg's work on a video: the transcodes quota (issue 12's renditions count there too).
-        quota=InFlightQuota.TRANSCODES,
+        # No quota of its own: a poster comes with each video's transcode, which counts under the
+        # transcodes quota (one video, one unit of it).
     )
 )

@@ -5,16 +5,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from arv.db.models import ARContent, Company, ContentView, DeletedContent, Video, utcnow
+from arv.db.models import ARContent, Company, ContentView, DeletedContent, RenditionStatus, Video, utcnow
 
 # The states of a content item as the viewer sees it.
 ACTIVE = "active"
 EXPIRED = "expired"
 NOT_READY = "not_ready"
+# Marker ready, and the video's renditions still being made (none of the content's videos plays yet).
+PREPARING = "preparing"
 UNKNOWN = "unknown"
 DELETED = "deleted"
 
@@ -23,9 +25,11 @@ DELETED = "deleted"
 class ViewerContent:
     """A content item looked up by its public id; `content` and `video` are set only when `state` says so.
 
-    `state` is ACTIVE (playable), EXPIRED (switched off or its project expired), NOT_READY (no marker or
-    no video yet), DELETED (the content was deleted: nothing of it is left but its id) or UNKNOWN (no
-    such id). `language` is the owning company's, or None when unknown.
+    `state` is ACTIVE (playable), EXPIRED (switched off or its project expired), NOT_READY (no marker, no
+    video, or no video that could be transcoded), PREPARING (the marker is ready and the video's
+    renditions are being made: `video` is the one being prepared), DELETED (the content was deleted:
+    nothing of it is left but its id) or UNKNOWN (no such id). `language` is the owning company's, or
+    None when unknown.
     """
 
     state: str
@@ -57,7 +61,37 @@ def find_for_viewer(session: Session, unique_id: str) -> ViewerContent:
     # A marker being recompiled (status pending) still has its previous file, which stays served.
     if content.marker_key is None or video is None:
         return ViewerContent(NOT_READY, language, content)
-    return ViewerContent(ACTIVE, language, content, video)
+    if is_playable(video):
+        return ViewerContent(ACTIVE, language, content, video)
+    # The video chosen is not ready, or could not be transcoded: the content keeps playing one of its
+    # videos that is (the newest), while there is one.
+    other = session.scalars(
+        select(Video)
+        .where(
+            Video.ar_content_id == content.id,
+            or_(Video.rendition_key.is_not(None), Video.rendition_status == RenditionStatus.ORIGINAL),
+        )
+        .order_by(Video.id.desc())
+        .limit(1)
+    ).first()
+    if other is not None:
+        return ViewerContent(ACTIVE, language, content, other)
+    if video.rendition_status in (RenditionStatus.PENDING, RenditionStatus.PROCESSING):
+        return ViewerContent(PREPARING, language, content, video)
+    return ViewerContent(NOT_READY, language, content)
+
+
+def is_playable(video: Video) -> bool:
+    """Whether the viewer can play the video now: it has a rendition (one made before a new transcode
+    stays served), or it is from before renditions and plays as uploaded."""
+    return video.rendition_key is not None or video.rendition_status == RenditionStatus.ORIGINAL
+
+
+def playback_keys(video: Video) -> tuple[str, str | None]:
+    """The storage keys the viewer plays of a playable video: the main one, and the small one if any."""
+    if video.rendition_key is not None:
+        return video.rendition_key, video.small_rendition_key
+    return video.storage_key, None
 
 
 def count_view(session: Session, ar_content_id: int, *, day: date | None = None) -> None:

@@ -45,7 +45,7 @@ STORED_BYTES_RETRY_AFTER_S = 3600
 _IN_FLIGHT = (JobStatus.QUEUED, JobStatus.RUNNING)
 _IN_FLIGHT_WORDS = {
     InFlightQuota.COMPILES: "marker compiles",
-    InFlightQuota.TRANSCODES: "videos being processed (posters, transcodes)",
+    InFlightQuota.TRANSCODES: "videos being transcoded",
 }
 
 

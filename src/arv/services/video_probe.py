@@ -20,6 +20,8 @@ from typing import Any
 
 from arv.services.uploads import UploadRefused, VideoUpload, sniff_video
 
+# Bytes of a file's start that say which container it claims to be (arv.services.uploads.sniff_video).
+SNIFF_BYTES = 64
 # Longest side a video may declare, in pixels: 8K (7680 x 4320) fits, a crafted header does not.
 MAX_VIDEO_SIDE = 8192
 # ffprobe's JSON for a real upload is a few kilobytes; more than this is a file built to flood it.
@@ -33,6 +35,8 @@ _FAMILY_FORMATS = {
 }
 # Codecs browsers decode inside WebM; anything else in a WebM is Matroska dressed as WebM.
 _WEBM_VIDEO_CODECS = frozenset({"vp8", "vp9", "av1"})
+# Transfer characteristics of HDR video, as ffprobe names them: PQ and HLG.
+HDR_TRANSFERS = frozenset({"smpte2084", "arib-std-b67"})
 # What a decoder says of a picture size past ffmpeg's own limit (it then reports 0 x 0).
 _ABSURD_SIZE = re.compile(r"Picture size (\d+)x(\d+) is invalid")
 # ISO base media brands of still images (AVIF, HEIF/HEIC): an `ftyp` header, but a photo.
@@ -63,6 +67,23 @@ class VideoProbe:
     pix_fmt: str | None
     bit_depth: int | None
     audio_codec: str | None
+    # How the picture's colours are coded: an HDR video has transfer `smpte2084` (PQ) or
+    # `arib-std-b67` (HLG). None where the file does not say.
+    color_transfer: str | None = None
+    color_primaries: str | None = None
+    color_space: str | None = None
+    # Width of a stored pixel over its height as shown (anamorphic video), 1 for square pixels.
+    pixel_aspect: float = 1.0
+
+    @property
+    def display_size(self) -> tuple[int, int]:
+        """Width and height as shown: pixel aspect and display rotation applied."""
+        width = max(1, round(self.width * self.pixel_aspect))
+        return (self.height, width) if self.rotation in (90, 270) else (width, self.height)
+
+    @property
+    def is_hdr(self) -> bool:
+        return self.color_transfer in HDR_TRANSFERS
 
     def record(self) -> dict[str, Any]:
         return asdict(self)
@@ -72,7 +93,7 @@ def probe_video(data: bytes, *, max_seconds: float, timeout_s: float) -> VideoPr
     """Check the upload `data` is a video this service keeps; raise UploadRefused saying why not.
 
     415: not a video, no picture, an image, or a container browsers do not play; 413: longer than
-    `max_seconds` or absurd dimensions; 422: truncated or damaged.
+    `max_seconds` or absurd dimensions; 422: truncated or damaged; 503: no ffprobe on this host.
     """
     container = sniff_video(data)
     if data[4:8] == b"ftyp" and data[8:12] in _IMAGE_BRANDS:
@@ -83,8 +104,20 @@ def probe_video(data: bytes, *, max_seconds: float, timeout_s: float) -> VideoPr
         )
     if container.content_type != "video/webm":
         _check_boxes(data)
-    found, complaints = _run_ffprobe(data, timeout_s=timeout_s)
+    with tempfile.TemporaryDirectory(prefix="arv-probe-") as folder:
+        path = Path(folder) / "upload"
+        path.write_bytes(data)
+        found, complaints = _run_ffprobe(path, timeout_s=timeout_s)
     return _judged(found, container, max_seconds=max_seconds, complaints=complaints)
+
+
+def probe_file(path: Path, *, max_seconds: float, timeout_s: float) -> VideoProbe:
+    """What ffprobe reads of a stored video at `path` (a worker's copy), judged as at upload;
+    raises UploadRefused as `probe_video` does."""
+    with open(path, "rb") as f:
+        head = f.read(SNIFF_BYTES)
+    found, complaints = _run_ffprobe(path, timeout_s=timeout_s)
+    return _judged(found, sniff_video(head), max_seconds=max_seconds, complaints=complaints)
 
 
 def _not_boxes(position: int) -> UploadRefused:
@@ -128,8 +161,9 @@ def _check_boxes(data: bytes) -> None:
         position += size
 
 
-def _run_ffprobe(data: bytes, *, timeout_s: float) -> tuple[dict[str, Any], str]:
-    """ffprobe's JSON of `data`, and what it said on stderr (decoders complain there and carry on)."""
+def _run_ffprobe(path: Path, *, timeout_s: float) -> tuple[dict[str, Any], str]:
+    """ffprobe's JSON of the file at `path`, and what it said on stderr (decoders complain there and
+    carry on)."""
     ffprobe = shutil.which("ffprobe")
     if ffprobe is None:
         raise UploadRefused(
@@ -137,20 +171,16 @@ def _run_ffprobe(data: bytes, *, timeout_s: float) -> tuple[dict[str, Any], str]
             "runs; the operator installs ffmpeg (Debian: apt-get install ffmpeg), then upload again",
             503,
         )
-    with tempfile.TemporaryDirectory(prefix="arv-probe-") as folder:
-        path = Path(folder) / "upload"
-        path.write_bytes(data)
-        command = [
-            ffprobe, "-v", "error", "-print_format", "json",
-            "-show_format", "-show_streams", str(path),
-        ]  # fmt: skip
-        try:
-            done = subprocess.run(command, capture_output=True, timeout=timeout_s, check=False)
-        except subprocess.TimeoutExpired as exc:
-            raise UploadRefused(
-                f"the video could not be read within {timeout_s:g} s; export it again as a plain MP4",
-                422,
-            ) from exc
+    command = [
+        ffprobe, "-v", "error", "-print_format", "json", "-show_format", "-show_streams", str(path),
+    ]  # fmt: skip
+    try:
+        done = subprocess.run(command, capture_output=True, timeout=timeout_s, check=False)
+    except subprocess.TimeoutExpired as exc:
+        raise UploadRefused(
+            f"the video could not be read within {timeout_s:g} s; export it again as a plain MP4",
+            422,
+        ) from exc
     if len(done.stdout) > MAX_PROBE_OUTPUT_BYTES:
         raise UploadRefused("the video declares far too many streams or tags to be a clip", 415)
     try:
@@ -292,4 +322,23 @@ def _judged(
         pix_fmt=picture.get("pix_fmt"),
         bit_depth=_bit_depth(picture),
         audio_codec=str(sounds[0].get("codec_name")) if sounds and sounds[0].get("codec_name") else None,
+        color_transfer=_text(picture.get("color_transfer")),
+        color_primaries=_text(picture.get("color_primaries")),
+        color_space=_text(picture.get("color_space")),
+        pixel_aspect=_pixel_aspect(picture.get("sample_aspect_ratio")),
     )
+
+
+def _text(value: object) -> str | None:
+    """A colour tag as ffprobe writes it; `unknown` and absent are both None."""
+    text = str(value or "")[:32]
+    return text if text and text != "unknown" else None
+
+
+def _pixel_aspect(value: object) -> float:
+    """ffprobe's `sample_aspect_ratio` ("4:3"; "0:1" or absent when unknown) as a number in [1/4, 4]."""
+    try:
+        ratio = Fraction(str(value).replace(":", "/"))
+    except (ValueError, ZeroDivisionError):
+        return 1.0
+    return float(ratio) if Fraction(1, 4) <= ratio <= 4 else 1.0

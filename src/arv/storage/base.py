@@ -8,6 +8,7 @@ import secrets
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 
 
 class StorageError(Exception):
@@ -61,6 +62,15 @@ class Storage(ABC):
     @abstractmethod
     def get(self, key: str) -> bytes:
         """The bytes under `key`; ObjectNotFound when there are none."""
+
+    @abstractmethod
+    def put_file(self, key: str, path: Path, content_type: str) -> None:
+        """Store the file at `path` under `key`, streamed: a video of hundreds of megabytes is never
+        held in memory whole."""
+
+    @abstractmethod
+    def get_file(self, key: str, path: Path) -> None:
+        """Write the object under `key` to the file `path`, streamed; ObjectNotFound when there is none."""
 
     @abstractmethod
     def delete(self, key: str) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+import shutil
 import tempfile
 import time
 from datetime import UTC, datetime
@@ -20,6 +21,8 @@ DOWNLOAD_ROUTE = "/files/"
 # (renamed onto its key when complete) and the health probe.
 UPLOAD_TEMP_PREFIX = ".upload-"
 HEALTH_PROBE = ".healthcheck"
+# Bytes copied at a time when a file is stored or read whole.
+COPY_CHUNK_BYTES = 1 << 20
 # The longest file name the common file systems take.
 MAX_NAME_BYTES = 255
 
@@ -59,6 +62,27 @@ class LocalStorage(Storage):
             os.replace(tmp, path)
         except OSError as exc:
             raise StorageError(f"cannot write {key}: {exc}") from exc
+
+    def put_file(self, key: str, path: Path, content_type: str) -> None:
+        target = self._path(key)
+        try:
+            if not target.parent.is_dir():
+                private_dir(target.parent)
+            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=UPLOAD_TEMP_PREFIX)
+            with os.fdopen(fd, "wb") as out, open(path, "rb") as source:
+                shutil.copyfileobj(source, out, COPY_CHUNK_BYTES)
+            os.replace(tmp, target)
+        except OSError as exc:
+            raise StorageError(f"cannot write {key}: {exc}") from exc
+
+    def get_file(self, key: str, path: Path) -> None:
+        try:
+            with open(self._path(key), "rb") as source, open(path, "wb") as out:
+                shutil.copyfileobj(source, out, COPY_CHUNK_BYTES)
+        except FileNotFoundError as exc:
+            raise ObjectNotFound(key) from exc
+        except OSError as exc:
+            raise StorageError(f"cannot read {key}: {exc}") from exc
 
     def get(self, key: str) -> bytes:
         try:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from datetime import UTC
+from pathlib import Path
 from typing import Any
 
 import boto3
+from boto3.exceptions import S3UploadFailedError
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -18,6 +20,8 @@ from arv.storage.base import (
     guess_content_type,
 )
 
+# Objects never change under their keys: a CDN or a browser may keep them for a year.
+IMMUTABLE_CACHE = "public, max-age=31536000, immutable"
 # The most keys S3 returns for one ListObjectsV2 request.
 MAX_KEYS_PER_REQUEST = 1000
 
@@ -85,10 +89,33 @@ class S3Storage(Storage):
                 Key=key,
                 Body=data,
                 ContentType=content_type,
-                CacheControl="public, max-age=31536000, immutable",
+                CacheControl=IMMUTABLE_CACHE,
             )
         except (ClientError, BotoCoreError) as exc:
             raise StorageError(f"cannot write {key}: {exc}") from exc
+
+    def put_file(self, key: str, path: Path, content_type: str) -> None:
+        self._ensure_bucket()
+        try:
+            # boto3's managed transfer: a multipart upload for a large file, a part at a time.
+            self.client.upload_file(
+                str(path),
+                self.bucket,
+                key,
+                ExtraArgs={"ContentType": content_type, "CacheControl": IMMUTABLE_CACHE},
+            )
+        except (ClientError, BotoCoreError, S3UploadFailedError) as exc:
+            raise StorageError(f"cannot write {key}: {exc}") from exc
+
+    def get_file(self, key: str, path: Path) -> None:
+        try:
+            self.client.download_file(self.bucket, key, str(path))
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "NoSuchBucket"):
+                raise ObjectNotFound(key) from exc
+            raise StorageError(f"cannot read {key}: {exc}") from exc
+        except BotoCoreError as exc:
+            raise StorageError(f"cannot read {key}: {exc}") from exc
 
     def get(self, key: str) -> bytes:
         try:

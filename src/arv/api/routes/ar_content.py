@@ -13,11 +13,14 @@ from arv.api.schemas import ARContentOut, Id, IdPath, IdQuery, PageLimit, TaskAc
 from arv.api.uploads import StoredUntilCommit, read_upload, refused
 from arv.config import Settings
 from arv.db.models import ARContent, Project, Video
-from arv.services import deletion, markers, previews, qr_codes, quotas
+from arv.services import deletion, markers, previews, qr_codes, quotas, transcode
 from arv.services.uploads import UploadRefused, check_image
 from arv.services.video_probe import VideoProbe, probe_video
 
 router = APIRouter(prefix="/api/ar-content", tags=["ar-content"])
+
+# The jobs each video upload queues: its poster and its web renditions.
+VIDEO_JOBS = [previews.POSTER, transcode.TRANSCODE]
 
 
 def _checked_video(data: bytes, settings: Settings) -> VideoProbe:
@@ -55,6 +58,7 @@ def _add_video(
     if content.active_video_id is None:
         content.active_video_id = video.id
     previews.request_poster(session, video, content.company_id)
+    transcode.request_transcode(session, video, content.company_id)
     return video
 
 
@@ -84,7 +88,7 @@ def create_ar_content(
         project.company_id,
         settings,
         size_bytes=len(image_data) + len(video_data or b""),
-        kinds=[markers.COMPILE_CONTENT_MARKER, *([previews.POSTER] if video_data is not None else [])],
+        kinds=[markers.COMPILE_CONTENT_MARKER, *(VIDEO_JOBS if video_data is not None else [])],
     )
     with StoredUntilCommit(session, storage) as stored:
         content = ARContent(
@@ -172,7 +176,7 @@ def upload_video(
     data = read_upload(video, limit=settings.max_upload_bytes, field="video")
     container = _checked_video(data, settings)
     admitted = quotas.admit_upload(
-        session, content.company_id, settings, size_bytes=len(data), kinds=[previews.POSTER]
+        session, content.company_id, settings, size_bytes=len(data), kinds=VIDEO_JOBS
     )
     with StoredUntilCommit(session, storage) as stored:
         created = _add_video(session, stored, content, data, container, video.filename if video else None)

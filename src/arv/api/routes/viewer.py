@@ -30,6 +30,8 @@ STATIC_CACHE = {"Cache-Control": "public, max-age=86400"}
 # The page's state for each state of the content, and the data-reason of error pages.
 PAGE_STATES = {
     public_content.ACTIVE: ("loading", None, status.HTTP_200_OK),
+    # The page runs: it shows the poster over the print and says the video is being prepared.
+    public_content.PREPARING: ("loading", None, status.HTTP_200_OK),
     public_content.EXPIRED: ("expired", None, status.HTTP_410_GONE),
     public_content.NOT_READY: ("error", "not_ready", status.HTTP_404_NOT_FOUND),
     public_content.UNKNOWN: ("error", "unknown", status.HTTP_404_NOT_FOUND),
@@ -108,11 +110,12 @@ def viewer_page(
 def viewer_content(
     unique_id: str, session: SessionDep, settings: SettingsDep, storage: StorageDep
 ) -> JSONResponse:
-    """What the page plays, and one view counted: 200 `{state: "active", marker_url, video_url, ...}`;
-    404 `{state: "expired" | "unknown" | "not_ready"}`; 410 `{state: "deleted"}`. Every answer has
-    `detail` or data and `language`."""
+    """What the page plays, and one view counted: 200 `{state: "active", marker_url, video_url,
+    small_video_url, poster_url, ...}`; 200 `{state: "preparing", marker_url, poster_url, progress}`
+    while the video's renditions are made; 404 `{state: "expired" | "unknown" | "not_ready"}`; 410
+    `{state: "deleted"}`. Every answer has `detail` or data and `language`."""
     found = _lookup(session, unique_id)
-    if found.state != public_content.ACTIVE:
+    if found.state not in (public_content.ACTIVE, public_content.PREPARING):
         code, detail = JSON_ANSWERS[found.state]
         return JSONResponse(
             {"detail": detail, "state": found.state, "language": found.language},
@@ -126,22 +129,29 @@ def viewer_content(
     ttl = settings.download_url_ttl_s
     base = settings.api_base_url
 
-    def link(key: str) -> str:
-        return _page_relative(storage.download_url(key, expires_in=ttl), base)
+    def link(key: str | None) -> str | None:
+        return _page_relative(storage.download_url(key, expires_in=ttl), base) if key else None
 
     width, height = _target_size(content)
     body: dict[str, Any] = {
-        "state": public_content.ACTIVE,
+        "state": found.state,
         "unique_id": content.unique_id,
         "title": content.title,
         "language": found.language,
         "marker_url": link(content.marker_key),
-        "video_url": link(video.storage_key),
-        "video_content_type": video.content_type,
-        "poster_url": link(video.poster_key) if video.poster_key else None,
+        "poster_url": link(video.poster_key),
         "target_width": width,
         "target_height": height,
     }
+    if found.state == public_content.PREPARING:
+        body["detail"] = "the video is still being prepared; it plays as soon as it is ready"
+        body["progress"] = video.transcode_progress
+        body["video_url"] = None
+    else:
+        main, small = public_content.playback_keys(video)
+        body["video_url"] = link(main)
+        body["small_video_url"] = link(small)
+        body["video_content_type"] = "video/mp4" if video.rendition_key else video.content_type
     return JSONResponse(body, headers=NO_STORE)
 
 
