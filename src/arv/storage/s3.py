@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
-from boto3.exceptions import S3UploadFailedError
+from boto3.exceptions import RetriesExceededError, S3UploadFailedError
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -114,7 +114,8 @@ class S3Storage(Storage):
             if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "NoSuchBucket"):
                 raise ObjectNotFound(key) from exc
             raise StorageError(f"cannot read {key}: {exc}") from exc
-        except BotoCoreError as exc:
+        except (BotoCoreError, RetriesExceededError) as exc:
+            # The managed download retries a broken transfer itself, then gives up with the latter.
             raise StorageError(f"cannot read {key}: {exc}") from exc
 
     def get(self, key: str) -> bytes:
