@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import os
 import queue
+import re
 import shutil
 import signal
 import subprocess
@@ -59,9 +60,11 @@ VIDEO_CRF = 23
 PROGRESS_WRITE_INTERVAL_S = 1.0
 # ffmpeg's own messages can be long; a person needs the gist.
 MAX_REASON_CHARS = 300
-STDERR_TAIL_LINES = 20
 # ffmpeg's exit status when it stopped on a signal it caught (SIGTERM, SIGINT).
 FFMPEG_SIGNALLED_EXIT = 255
+# What ffmpeg says of a stream it has no decoder for. The picture decoded at upload (the probe read
+# its pixel format), and only the first picture and the first sound are mapped: it is the sound.
+_NO_DECODER = re.compile(r"Decoder \(codec [^)]*\) not found for input stream")
 # Linux's prctl(PR_SET_PDEATHSIG): the kernel sends the signal to ffmpeg when its parent dies.
 _SETPRIV = shutil.which("setpriv")
 
@@ -253,6 +256,11 @@ def run_ffmpeg(
             f"ffmpeg was stopped from outside (exit status {proc.returncode})",
             delay_s=5,
             counts_as_attempt=True,
+        )
+    if _NO_DECODER.search(complaint):
+        raise TranscodeError(
+            f"the video's sound is in a format ffmpeg cannot decode ({complaint}): export it again "
+            "with AAC sound, or without sound"
         )
     raise TranscodeError(
         f"ffmpeg cannot transcode the video: {complaint or f'exit status {proc.returncode}'}"
