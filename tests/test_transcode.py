@@ -219,6 +219,33 @@ def test_every_phone_upload_becomes_renditions_every_phone_plays(
         assert abs(facts["duration_s"] - video["duration_s"]) <= DURATION_TOLERANCE_S
 
 
+@pytest.mark.parametrize("db_backend", ["sqlite"])
+@pytest.mark.parametrize(
+    ("recorded", "played"),
+    [
+        ("30000/1001", "30000/1001"),  # NTSC 29.97, which ffprobe rounds to 29.97
+        ("3003/100", "30/1"),  # a phone's 30 whose timestamps average a little more
+        ("60000/1001", "30000/1001"),
+        ("5994/100", "30000/1001"),
+    ],
+)
+def test_a_rendition_keeps_the_nominal_frame_rate_of_its_source(
+    api: TestClient, tenant: Tenant, inputs: Path, tmp_path: Path, recorded: str, played: str
+) -> None:
+    """Not the next whole rate, and not half of it: a 30.03 frames/s average is 30, not 15."""
+    source = plain_mp4(inputs, width=160, height=90, seconds=1.0, rate=recorded)
+    assert Fraction(ffprobe(source)["streams"][0]["avg_frame_rate"]) == Fraction(recorded)
+    created = upload_content(api, tenant, source, "video/mp4")
+    prepare_videos()
+    [video] = videos_of(api, tenant, created["id"]).values()
+    rendition = tmp_path / "main.mp4"
+    rendition.write_bytes(download(api, video["rendition_url"]))
+    picture = check_plays_on_every_phone(
+        rendition, label="main", source_duration_s=video["duration_s"], source_has_audio=True
+    )
+    assert picture["avg_frame_rate"] == played and picture["r_frame_rate"] == played
+
+
 # ---- acceptance 2: a file that makes ffmpeg hang ------------------------------------------------
 
 

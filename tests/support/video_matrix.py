@@ -16,6 +16,7 @@ import struct
 import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -48,7 +49,7 @@ def _still(folder: Path, width: int, height: int, rate: str, seconds: float) -> 
     would decode the PNG for every frame, which at 4K costs more than the encode)."""
     still = folder / f"quadrants-{width}x{height}.png"
     quadrant_picture(width, height).save(still)
-    frames = round(float(rate) * seconds)
+    frames = round(float(Fraction(rate)) * seconds)
     source = (
         f"movie={_filter_path(still)},format=yuv420p,loop=loop={frames - 1}:size=1:start=0,"
         f"setpts=N/({rate}*TB),fps={rate}"
@@ -388,7 +389,7 @@ def undecodable_sound_mov(folder: Path) -> Path:
 def plain_mp4(folder: Path, *, width: int, height: int, seconds: float, rate: str = "30") -> Path:
     """An H.264 + AAC MP4 of the moving quadrant picture, made at x264's fastest (for tests that need a
     video of a given size or length, not a phone's quirks)."""
-    out = folder / f"plain-{width}x{height}-{seconds:g}s-{rate}.mp4"
+    out = folder / f"plain-{width}x{height}-{seconds:g}s-{rate.replace('/', 'over')}.mp4"
     if not out.exists():
         work = folder / (out.stem + "-work")
         work.mkdir(parents=True, exist_ok=True)
