@@ -123,7 +123,7 @@ def test_a_transcode_past_its_soft_time_limit_is_ended_with_the_reason_and_no_ff
     """A 2 s video of 100,000 pictures at one instant keeps ffmpeg busy for minutes; with the stall
     timeout out of the way, the videos queue's soft time limit ends it in the prefork child."""
     limits = {
-        "ARV_VIDEO_SOFT_TIME_LIMIT_S": "3",
+        "ARV_VIDEO_SOFT_TIME_LIMIT_S": "4",
         "ARV_VIDEO_TIME_LIMIT_S": "30",
         "ARV_VIDEO_STALL_TIMEOUT_S": "600",
     }
@@ -138,7 +138,7 @@ def test_a_transcode_past_its_soft_time_limit_is_ended_with_the_reason_and_no_ff
 
         video = wait_until(failed, timeout=30, interval=0.25, what="the transcode to fail")
         no_ffmpeg_left(marker)
-    assert video["transcode_error"] == "took longer than the 3 s time limit and was stopped"
+    assert video["transcode_error"] == "took longer than the 4 s time limit and was stopped"
     job = transcode_job(video["id"])
     assert job.status == JobStatus.FAILED and job.attempts == 1
     assert not [key for key in stored_keys() if key.startswith("renditions/")]
