@@ -1,7 +1,10 @@
 """Web renditions (issue 12): every video phones upload, sent through the API and transcoded by the real
-job, comes out as an MP4 every phone plays; a video ffmpeg cannot make one of fails with the reason on
-its record while the content keeps playing what it played; originals are kept or dropped as the
-settings say; deleting a video erases every rendition.
+job, comes out as an MP4 every phone plays, at its source's nominal frame rate; a file that stalls
+ffmpeg is stopped by the stall timeout, and a video ffmpeg cannot make one of fails, each with the
+reason on its record, while the content keeps playing what it played; originals are kept or dropped
+as the settings say; deleting a video erases every rendition.
+
+Worker processes under faults (time limits, SIGKILL, SIGTERM): tests/test_transcode_faults.py.
 
 The renditions are read back with ffprobe and by their boxes, not by what the job says of them.
 """
