@@ -1,7 +1,8 @@
 """Transcodes on real worker processes (Redis broker, S3 on moto, PostgreSQL) under the faults a videos
 worker meets: a file that makes ffmpeg run past the time limit, the worker killed with SIGKILL, the
-worker stopped with SIGTERM. No ffmpeg outlives the attempt that started it, and the video ends with
-the renditions of the attempt that finished, or with the reason it has none.
+worker's process group sent SIGTERM, the worker alone told to stop. No ffmpeg outlives the attempt
+that started it, and the video ends with the renditions of the attempt that finished, or with the
+reason it has none.
 
 Each worker runs with its temporary folder (TMPDIR) in the test's own, so an ffmpeg it started is
 recognised by its arguments (the job's copy of the video lies there).
@@ -187,3 +188,22 @@ def test_a_worker_stopped_mid_transcode_leaves_no_ffmpeg_and_the_job_is_tried_ag
     assert job.status == JobStatus.SUCCEEDED and job.attempts >= 2
     only_the_winners_renditions(video["id"])
     assert time.monotonic() - started < 120
+
+
+def test_a_worker_told_to_stop_finishes_its_transcode_before_it_exits(
+    api: TestClient, tenant: Tenant, workers: WorkerPool, marker: Path, inputs: Path
+) -> None:
+    """SIGTERM to the worker's main process alone (what `docker stop` sends): Celery's warm shutdown
+    lets the transcode end, then the worker exits, leaving no ffmpeg."""
+    created = upload_content(api, tenant, plain_mp4(inputs, **MID_TRANSCODE_SOURCE), "video/mp4")
+    stopping = workers.start("videos")
+    progress_until(api, tenant, created["id"], 10)
+
+    stopping.proc.send_signal(signal.SIGTERM)
+    stopping.proc.wait(timeout=90)
+    assert ffmpeg_processes(str(marker)) == []
+    video = the_video(api, tenant, created["id"])
+    assert video["rendition_status"] == "ready" and video["transcode_progress"] == 100.0
+    job = transcode_job(video["id"])
+    assert job.status == JobStatus.SUCCEEDED and job.attempts == 1
+    only_the_winners_renditions(video["id"])
