@@ -535,9 +535,9 @@ def test_a_rotation_without_a_video_keeps_its_place(
 def test_jobs_that_finish_after_their_subject_was_deleted_leave_nothing(
     api: TestClient, tenant: Tenant, tmp_path: Path
 ) -> None:
-    """A compile, a thumbnail, a poster, a transcode and a QR code that were running when their content was deleted:
-    each writes its object, then finds its subject gone, records nothing and deletes what it wrote;
-    the erasure then deletes their jobs."""
+    """A compile, a thumbnail, a poster, a transcode and a QR code that were running when their content
+    was deleted: each writes its object, then finds its subject gone, records nothing and deletes what
+    it wrote; the erasure then deletes their jobs."""
     clip = playable_video(tmp_path / "clip.mp4", seconds=1.0, container="mp4")
     created = create_content(api, tenant, photo_jpeg(480, 360, seed=5), clip, video_type="video/mp4")
     settings = get_settings()

@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import os
 import queue
+import re
 import shutil
 import signal
 import subprocess
@@ -51,6 +52,10 @@ log = structlog.get_logger(__name__)
 RENDITION_CONTENT_TYPE = "video/mp4"
 # The highest frame rate a rendition keeps; a faster source is halved until it fits (60 -> 30, 50 -> 25).
 MAX_FRAME_RATE = Fraction(30)
+# A source's rate within this fraction of a whole or an NTSC rate is taken to be that rate.
+RATE_SNAP = 0.02
+# The rates cameras also record a thousandth slower (NTSC's 24000/1001, 30000/1001, ...).
+NTSC_RATES = frozenset({24, 30, 48, 60, 120, 240})
 # A keyframe every this many seconds: a seek or a late start never waits long for a picture.
 KEYFRAME_INTERVAL_S = 2
 # x264's constant quality; the caps below bound the bitrate where the picture is busy.
@@ -59,9 +64,11 @@ VIDEO_CRF = 23
 PROGRESS_WRITE_INTERVAL_S = 1.0
 # ffmpeg's own messages can be long; a person needs the gist.
 MAX_REASON_CHARS = 300
-STDERR_TAIL_LINES = 20
 # ffmpeg's exit status when it stopped on a signal it caught (SIGTERM, SIGINT).
 FFMPEG_SIGNALLED_EXIT = 255
+# What ffmpeg says of a stream it has no decoder for. The picture decoded at upload (the probe read
+# its pixel format), and only the first picture and the first sound are mapped: it is the sound.
+_NO_DECODER = re.compile(r"Decoder \(codec [^)]*\) not found for input stream")
 # Linux's prctl(PR_SET_PDEATHSIG): the kernel sends the signal to ffmpeg when its parent dies.
 _SETPRIV = shutil.which("setpriv")
 
@@ -111,14 +118,26 @@ def output_size(display: tuple[int, int], max_side: int) -> tuple[int, int]:
     return even(width), even(height)
 
 
+def nominal_frame_rate(rate: Fraction) -> Fraction:
+    """The whole rate (30) or NTSC rate (30000/1001) that `rate` stands for, when it is within
+    `RATE_SNAP` of one; else `rate`. ffprobe gives a phone's rate as an average of its timestamps
+    (30.03, 59.96) rounded to three decimals (29.97 for 30000/1001), near the nominal rate, not on it."""
+    candidates = [Fraction(round(rate))]
+    if round(rate * Fraction(1001, 1000)) in NTSC_RATES:
+        candidates.append(Fraction(round(rate * Fraction(1001, 1000)) * 1000, 1001))
+    near = [c for c in candidates if c > 0 and abs(rate - c) <= rate * RATE_SNAP]
+    return min(near, key=lambda c: abs(rate - c)) if near else rate
+
+
 def output_frame_rate(rate: float | None) -> Fraction:
-    """The rendition's frame rate: the source's, halved until it is at most 30; a source that does not
-    say (or a variable rate ffprobe averages oddly) gets the nearest whole rate within 1..30."""
+    """The rendition's frame rate: the source's nominal rate, halved until it is at most 30; a source
+    that does not say (or a variable rate ffprobe averages oddly) gets the nearest whole rate within
+    1..30."""
     if not rate or rate <= 0:
         return MAX_FRAME_RATE
-    exact = Fraction(rate).limit_denominator(1001)
+    exact = nominal_frame_rate(Fraction(rate))
     while exact > MAX_FRAME_RATE:
-        exact /= 2
+        exact = nominal_frame_rate(exact / 2)
     if exact.denominator not in (1, 1001):
         exact = Fraction(max(1, min(int(MAX_FRAME_RATE), round(float(exact)))))
     return exact
@@ -253,6 +272,11 @@ def run_ffmpeg(
             f"ffmpeg was stopped from outside (exit status {proc.returncode})",
             delay_s=5,
             counts_as_attempt=True,
+        )
+    if _NO_DECODER.search(complaint):
+        raise TranscodeError(
+            f"the video's sound is in a format ffmpeg cannot decode ({complaint}): export it again "
+            "with AAC sound, or without sound"
         )
     raise TranscodeError(
         f"ffmpeg cannot transcode the video: {complaint or f'exit status {proc.returncode}'}"
