@@ -198,8 +198,9 @@ function startVideo(content, surface) {
 }
 
 // While the video is prepared: ask again every few seconds (the same view, not counted again) and swap
-// the video in as soon as it plays, without reloading the page.
-function awaitVideo(surface) {
+// the video in as soon as it plays, without reloading the page. `end(state, reason)` closes the AR view
+// when the content went away meanwhile (expired, deleted).
+function awaitVideo(surface, end) {
   const ask = async () => {
     let response;
     try {
@@ -218,15 +219,14 @@ function awaitVideo(surface) {
       return;
     }
     if (content.state === "expired") {
-      video.pause();
-      show("expired");
+      end("expired");
       return;
     }
     if (response.status === 200) {
       surface.showPoster(content.poster_url);
       showProgress(content.progress);
     } else if (response.status === 404 || response.status === 410) {
-      show("error", errorReason(response.status, content));
+      end("error", errorReason(response.status, content));
       return;
     }
     setTimeout(ask, PREPARING_POLL_MS);
@@ -262,24 +262,38 @@ async function main() {
   const { renderer, scene, camera } = mindar;
   const anchor = mindar.addAnchor(0);
   const surface = new PrintSurface(anchor, content.target_width / content.target_height);
+  let ended = false;
+  const end = (state, reason) => {
+    ended = true;
+    renderer.setAnimationLoop(null);
+    if (mindar.video && mindar.video.srcObject) {
+      mindar.stop();
+    }
+    show(state, reason);
+  };
   if (content.state === "preparing") {
     body.dataset.video = "preparing";
     surface.showPoster(content.poster_url);
     showProgress(content.progress);
-    awaitVideo(surface);
+    awaitVideo(surface, end);
   } else {
     // Set before the camera starts (preload="auto"): the first frame is decoded by the time the print
     // is found.
     startVideo(content, surface);
   }
   anchor.onTargetFound = () => {
+    if (ended) {
+      return;
+    }
     performance.mark("arv-target-found");
     show("tracking");
     playVideo();
   };
   anchor.onTargetLost = () => {
     video.pause();
-    show("scanning");
+    if (!ended) {
+      show("scanning");
+    }
   };
 
   performance.mark("arv-camera-requested");
@@ -293,6 +307,9 @@ async function main() {
     return;
   }
   performance.mark("arv-scanning");
+  if (ended) {
+    return;
+  }
   if (body.dataset.state === "loading") {
     show("scanning");
   }
