@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import httpx
+import numpy as np
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
@@ -117,36 +120,127 @@ def api_server(env: dict[str, str], log_dir: Path) -> Iterator[str]:
             proc.kill()
 
 
+def _page_options(
+    url: str,
+    *,
+    until: list[str],
+    timeout_s: float,
+    hold_s: float = 0.0,
+    tap: bool = False,
+    screenshot: Path | None = None,
+    refound_within_s: float | None = None,
+    connection: dict[str, Any] | None = None,
+    video_picture: bool = False,
+    signal_file: Path | None = None,
+    video_ready_within_s: float | None = None,
+) -> dict[str, Any]:
+    """What viewer_session.mjs does on one page load (its header comment says what each does)."""
+    return {
+        "url": url,
+        "until": until,
+        "timeoutS": timeout_s,
+        "holdS": hold_s,
+        "tap": tap,
+        "screenshot": str(screenshot) if screenshot else None,
+        "refoundWithinS": refound_within_s,
+        "connection": connection,
+        "videoPicture": video_picture,
+        "signalFile": str(signal_file) if signal_file else None,
+        "videoReadyWithinS": video_ready_within_s,
+    }
+
+
+def _session_timeout(options: dict[str, Any]) -> float:
+    """How long one page load may take at most, with the browser's start and its waits for pictures."""
+    waits = ("timeoutS", "holdS", "refoundWithinS", "videoReadyWithinS")
+    return sum(options[name] or 0 for name in waits) + 80
+
+
 def open_viewer(
     url: str,
     *,
     camera: Path | None,
     until: list[str],
     timeout_s: float,
-    hold_s: float = 0.0,
     grant_camera: bool = True,
-    tap: bool = False,
-    screenshot: Path | None = None,
     without_webgl: bool = False,
-    refound_within_s: float | None = None,
+    **page: Any,
 ) -> dict[str, Any]:
-    """Open the AR page in headless Chromium (tests/browser/viewer_session.mjs) and report what it did."""
+    """Open the AR page in headless Chromium (tests/browser/viewer_session.mjs) and report what it did.
+
+    `page` takes the options of _page_options. The report has the page's performance marks (`marks`,
+    seconds since navigation: arv-target-found, arv-video-first-frame, ...), and with `video_picture`
+    the video's picture (see video_picture())."""
     options = {
-        "url": url,
+        **_page_options(url, until=until, timeout_s=timeout_s, **page),
         "camera": str(camera) if camera else None,
-        "until": until,
-        "timeoutS": timeout_s,
-        "holdS": hold_s,
         "grantCamera": grant_camera,
-        "tap": tap,
-        "screenshot": str(screenshot) if screenshot else None,
         "withoutWebGL": without_webgl,
-        "refoundWithinS": refound_within_s,
     }
     done = subprocess.run(
         ["node", str(BROWSER_DIR / "viewer_session.mjs"), json.dumps(options)],
-        capture_output=True, text=True, timeout=timeout_s + hold_s + (refound_within_s or 0) + 80,
-        cwd=BROWSER_DIR,
+        capture_output=True, text=True, timeout=_session_timeout(options), cwd=BROWSER_DIR,
     )  # fmt: skip
     assert done.returncode == 0, f"browser session failed:\n{done.stderr[-3000:]}"
     return json.loads(done.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
+class ViewerBrowser:
+    """One headless Chromium kept open with one fake camera, for several loads of the AR page without a
+    browser start each (viewer_session.mjs --serve). Made by viewer_browser()."""
+
+    def __init__(self, process: subprocess.Popen[str], log_path: Path) -> None:
+        self._process = process
+        self._log_path = log_path
+        self._lines: queue.Queue[str] = queue.Queue()
+        assert process.stdout is not None
+        threading.Thread(
+            target=self._read, args=(process.stdout,), daemon=True, name="viewer-browser"
+        ).start()
+
+    def _read(self, stdout: IO[str]) -> None:
+        for line in stdout:
+            self._lines.put(line)
+
+    def open(self, url: str, *, until: list[str], timeout_s: float, **page: Any) -> dict[str, Any]:
+        """One load of the page, as open_viewer() does it; the report of what it did."""
+        options = _page_options(url, until=until, timeout_s=timeout_s, **page)
+        assert self._process.stdin is not None
+        self._process.stdin.write(json.dumps(options) + "\n")
+        self._process.stdin.flush()
+        try:
+            line = self._lines.get(timeout=_session_timeout(options))
+        except queue.Empty:
+            raise AssertionError(
+                f"the browser never reported:\n{self._log_path.read_text()[-3000:]}"
+            ) from None
+        return json.loads(line)  # type: ignore[no-any-return]
+
+
+@contextmanager
+def viewer_browser(*, camera: Path | None, log_dir: Path) -> Iterator[ViewerBrowser]:
+    """A ViewerBrowser whose fake camera plays `camera`; its messages go to log_dir/chromium.log."""
+    log_path = log_dir / "chromium.log"
+    with open(log_path, "w") as log:
+        process = subprocess.Popen(
+            ["node", str(BROWSER_DIR / "viewer_session.mjs"), "--serve",
+             json.dumps({"camera": str(camera) if camera else None})],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True, cwd=BROWSER_DIR,
+        )  # fmt: skip
+    try:
+        yield ViewerBrowser(process, log_path)
+    finally:
+        assert process.stdin is not None
+        process.stdin.close()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def video_picture(sample: dict[str, Any]) -> np.ndarray:
+    """The picture a video sample of open_viewer's report holds, as an RGB array (height, width, 3)."""
+    picture = sample["picture"]
+    rows = np.asarray(picture["rgb"], dtype=np.float64)
+    return rows.reshape(picture["height"], picture["width"], 3)

@@ -12,6 +12,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "camera_prompt": "Allow the camera when asked: it is used only to find the photo.",
         "scanning": "Point the camera at the printed photo",
         "tap_for_sound": "Tap for sound",
+        "preparing": "The video is still being prepared. It starts here by itself as soon as it is ready.",
+        "preparing_progress": "Prepared: {percent}%",
         "expired_title": "This content has expired",
         "expired_text": "The video for this photo is no longer available. Ask the studio that printed it.",
         "unknown_title": "Nothing here",
@@ -37,6 +39,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "camera_prompt": "Разрешите доступ к камере: она нужна только чтобы найти фотографию.",
         "scanning": "Наведите камеру на напечатанную фотографию",
         "tap_for_sound": "Нажмите, чтобы включить звук",
+        "preparing": "Видео ещё готовится. Оно начнётся здесь само, как только будет готово.",
+        "preparing_progress": "Готово: {percent} %",
         "expired_title": "Срок действия истёк",
         "expired_text": (
             "Видео к этой фотографии больше недоступно. Обратитесь в студию, которая её напечатала."

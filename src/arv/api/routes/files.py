@@ -1,4 +1,8 @@
-"""Signed, expiring downloads of objects in the local storage folder (S3 serves its own)."""
+"""Signed, expiring downloads of objects in the local storage folder (S3 serves its own).
+
+Players stream from these links: Starlette's FileResponse answers `Range:` (206 with the slice, 416
+`bytes */size` past the end, If-Range by ETag) and sends `Accept-Ranges: bytes`; HEAD tells a player
+the size before it asks for ranges."""
 
 from fastapi import APIRouter, HTTPException, status
 from fastapi.responses import FileResponse
@@ -12,7 +16,7 @@ from arv.storage.local import DOWNLOAD_ROUTE, LocalStorage
 router = APIRouter(tags=["files"])
 
 
-@router.get(DOWNLOAD_ROUTE + "{key:path}", include_in_schema=False)
+@router.api_route(DOWNLOAD_ROUTE + "{key:path}", methods=["GET", "HEAD"], include_in_schema=False)
 def download(key: str, expires: int, signature: str, storage: StorageDep) -> FileResponse:
     if not isinstance(storage, LocalStorage) or not storage.verify(key, expires, signature):
         raise HTTPException(status.HTTP_403_FORBIDDEN, "this download link is invalid or has expired")

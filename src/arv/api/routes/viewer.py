@@ -6,7 +6,7 @@ import re
 from typing import Annotated, Any
 
 import structlog
-from fastapi import APIRouter, Header, HTTPException, status
+from fastapi import APIRouter, Header, HTTPException, Query, status
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 
 from arv.api.deps import SessionDep, SettingsDep, StorageDep
@@ -108,12 +108,19 @@ def viewer_page(
 
 @router.get("/api/ar/{unique_id}", tags=["viewer"])
 def viewer_content(
-    unique_id: str, session: SessionDep, settings: SettingsDep, storage: StorageDep
+    unique_id: str,
+    session: SessionDep,
+    settings: SettingsDep,
+    storage: StorageDep,
+    repeat: Annotated[bool, Query()] = False,
 ) -> JSONResponse:
     """What the page plays, and one view counted: 200 `{state: "active", marker_url, video_url,
     small_video_url, poster_url, ...}`; 200 `{state: "preparing", marker_url, poster_url, progress}`
     while the video's renditions are made; 404 `{state: "expired" | "unknown" | "not_ready"}`; 410
-    `{state: "deleted"}`. Every answer has `detail` or data and `language`."""
+    `{state: "deleted"}`. Every answer has `detail` or data and `language`.
+
+    `repeat=true` is a page asking again (every few seconds while its video is prepared): the same
+    view, not counted again."""
     found = _lookup(session, unique_id)
     if found.state not in (public_content.ACTIVE, public_content.PREPARING):
         code, detail = JSON_ANSWERS[found.state]
@@ -124,8 +131,9 @@ def viewer_content(
         )
     content, video = found.content, found.video
     assert content is not None and video is not None and content.marker_key is not None
-    public_content.count_view(session, content.id)
-    session.commit()
+    if not repeat:
+        public_content.count_view(session, content.id)
+        session.commit()
     ttl = settings.download_url_ttl_s
     base = settings.api_base_url
 
