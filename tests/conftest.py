@@ -53,6 +53,13 @@ def _empty_postgres(url: str) -> None:
     engine.dispose()
 
 
+@pytest.fixture(scope="session")
+def video_inputs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One folder for the run's generated video inputs (tests/support/video_matrix.py): each is made
+    once a run, whichever test asks first (make_input reuses a file made)."""
+    return tmp_path_factory.mktemp("video-inputs")
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def db_backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)

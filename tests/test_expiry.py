@@ -289,7 +289,12 @@ def test_viewer_stops_at_expiry_and_plays_again_after_renewal(api, tenant) -> No
         session.add(content)
         session.flush()
         video = Video(
-            ar_content_id=content.id, storage_key="videos/v.mp4", content_type="video/mp4", size_bytes=1
+            ar_content_id=content.id,
+            storage_key="videos/v.mp4",
+            content_type="video/mp4",
+            size_bytes=1,
+            rendition_status="ready",
+            rendition_key="renditions/v.mp4",
         )
         session.add(video)
         session.flush()

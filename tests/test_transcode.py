@@ -16,7 +16,6 @@ import struct
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -53,10 +52,10 @@ from tests.support.viewer import REFERENCE_MIND, place_marker, prepare_videos, q
 DURATION_TOLERANCE_S = 0.1
 
 
-@pytest.fixture(scope="module")
-def inputs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """The folder the module's inputs are made in, each once (make_input reuses a file made)."""
-    yield tmp_path_factory.mktemp("video-inputs")
+@pytest.fixture
+def inputs(video_inputs: Path) -> Path:
+    """The folder the run's inputs are made in, each once (make_input reuses a file made)."""
+    return video_inputs
 
 
 def upload_content(api: TestClient, tenant: Tenant, path: Path, content_type: str) -> dict[str, Any]:

@@ -105,13 +105,13 @@ def _assert_played_upright(seen: dict[str, Any], source: Path, what: str) -> dic
 
 
 def test_every_input_phones_upload_plays_upright_on_the_print(
-    api: TestClient, tenant: Tenant, arv_env: dict[str, str], tmp_path: Path
+    api: TestClient, tenant: Tenant, arv_env: dict[str, str], tmp_path: Path, video_inputs: Path
 ) -> None:
     started = time.monotonic()
     photo = PRINT.read_bytes()
     created = create_content(api, tenant, photo, None)
     place_marker(created["id"], PRINT_MIND.read_bytes())
-    inputs = {name: make_input(name, tmp_path / "inputs") for name in MATRIX}
+    inputs = {name: make_input(name, video_inputs) for name in MATRIX}
     uploaded = {
         name: _upload(api, tenant, created["id"], path, MATRIX[name].content_type)
         for name, path in inputs.items()

@@ -166,11 +166,14 @@ async function openPage(options) {
           attributes: true,
           attributeFilter: ["data-state"],
         });
-        // Whether the page has its video or waits for it to be prepared.
-        new MutationObserver(() => window.__arvVideoState(document.body.dataset.video || null)).observe(
-          document.body,
-          { attributes: true, attributeFilter: ["data-video"] },
-        );
+        // Whether the page has its video or waits for it to be prepared; the page may have said so
+        // already (its content can arrive before this event), so the state now comes first.
+        const reportVideo = () => window.__arvVideoState(document.body.dataset.video || null);
+        if (document.body.dataset.video) reportVideo();
+        new MutationObserver(reportVideo).observe(document.body, {
+          attributes: true,
+          attributeFilter: ["data-video"],
+        });
       });
     });
     const response = await page.goto(options.url, { waitUntil: "domcontentloaded" });
