@@ -627,7 +627,7 @@ def main() -> None:
         "--plain-runs",
         type=int,
         default=1,
-        help="runs of plain veryfast (minutes each at 4K60: context only)",
+        help="runs of plain veryfast, 0 for none (minutes each at 4K60: context only)",
     )
     parser.add_argument("--loads", type=int, default=3, help="page loads per rendition")
     parser.add_argument("--compiles", type=int, default=3, help="compiles timed alone, and under the burst")
