@@ -290,6 +290,7 @@ async function main() {
     performance.mark("arv-target-found");
     show("tracking");
     playVideo();
+    video.requestVideoFrameCallback?.(() => performance.mark("arv-video-first-frame"));
   };
   anchor.onTargetLost = () => {
     video.pause();
