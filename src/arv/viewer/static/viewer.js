@@ -290,7 +290,6 @@ async function main() {
     performance.mark("arv-target-found");
     show("tracking");
     playVideo();
-    video.requestVideoFrameCallback?.(() => performance.mark("arv-video-first-frame"));
   };
   anchor.onTargetLost = () => {
     video.pause();
