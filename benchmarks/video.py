@@ -158,24 +158,6 @@ def admin_key() -> str:
         return create_key(session, admin=True)
 
 
-def in_process_tenant() -> SimpleNamespace:
-    """A company with a key of its own, and a TestClient of the API."""
-    from fastapi.testclient import TestClient
-
-    from arv.api.app import create_app
-    from arv.db.session import session_scope
-    from arv.services.auth import create_key
-
-    admin = admin_key()
-    api = TestClient(create_app())
-    company = api.post(
-        "/api/companies", json={"name": "Benchmark"}, headers={"Authorization": f"Bearer {admin}"}
-    ).json()
-    with session_scope() as session:
-        key = create_key(session, company_id=company["id"])
-    return SimpleNamespace(api=api, company_id=company["id"], headers={"Authorization": f"Bearer {key}"})
-
-
 def content_with_video(tenant: SimpleNamespace, photo: bytes, video: Path) -> tuple[dict[str, Any], int, str]:
     """An AR content of `photo` playing `video`, through the API; its video's id and transcode job."""
     from tests.support.viewer import create_content
@@ -653,7 +635,9 @@ def main() -> None:
         transcodes, first_frame, burst = [], None, None
         if parts & {"transcode", "first-frame"}:
             env = use_data_dir(folder / "data")
-            tenant = in_process_tenant()
+            from tests.support.viewer import in_process_tenant
+
+            tenant = in_process_tenant(admin_key())
             if "transcode" in parts:
                 for clip in plan.transcode_clips:
                     print(f"transcoding the {clip.label} clip", flush=True)

@@ -9,37 +9,11 @@
 // fetches gets its video_url replaced by small_video_url, inside the page, so the request itself stays
 // throttled. Prints {finalState, marks (first of each, seconds since navigation), connection,
 // videoSrc, errors}.
-import { createRequire } from "node:module";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { execFileSync } from "node:child_process";
-
-// Playwright is installed with the browser tests' packages (scripts/install-node-deps.sh).
-const require = createRequire(new URL("../tests/browser/package.json", import.meta.url));
-const { chromium } = require("playwright-core");
+// Chromium is started as the browser tests start it (their packages: scripts/install-node-deps.sh).
+import { launchChromium } from "../tests/browser/chromium.mjs";
 
 const options = JSON.parse(process.argv[2]);
-const chromiumPath = process.env.ARV_CHROMIUM || execFileSync("sh", ["-c", "command -v chromium"]).toString().trim();
-const profile = mkdtempSync(join(tmpdir(), "arv-chromium-"));
-const context = await chromium.launchPersistentContext(profile, {
-  executablePath: chromiumPath,
-  headless: true,
-  args: [
-    "--no-sandbox",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--autoplay-policy=no-user-gesture-required",
-    "--use-fake-device-for-media-stream",
-    "--use-fake-ui-for-media-stream",
-    `--use-file-for-fake-video-capture=${options.camera}`,
-  ],
-  viewport: { width: 480, height: 640 },
-  permissions: ["camera"],
-});
+const { context, close } = await launchChromium({ camera: options.camera });
 const report = { errors: [], marks: {}, connection: null, finalState: null, videoSrc: null };
 try {
   const page = context.pages()[0] || (await context.newPage());
@@ -101,7 +75,6 @@ try {
     }),
   );
 } finally {
-  await context.close();
-  rmSync(profile, { recursive: true, force: true });
+  await close();
 }
 process.stdout.write(JSON.stringify(report) + "\n");

@@ -22,7 +22,6 @@ import statistics
 import sys
 import tempfile
 from pathlib import Path
-from types import SimpleNamespace
 
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
@@ -40,10 +39,14 @@ def _prepare(data_dir: Path) -> dict[str, str]:
 
 def _contents(photo: bytes, video: bytes) -> tuple[str, str]:
     """Two contents of the same photo: ARV's compiled marker, and MindAR's own .mind of it."""
-    from fastapi.testclient import TestClient
-    from tests.support.viewer import create_content, place_marker, prepare_videos, run_queued
+    from tests.support.viewer import (
+        create_content,
+        in_process_tenant,
+        place_marker,
+        prepare_videos,
+        run_queued,
+    )
 
-    from arv.api.app import create_app
     from arv.db.migrate import upgrade_database
     from arv.db.session import session_scope
     from arv.services.auth import create_key
@@ -51,13 +54,8 @@ def _contents(photo: bytes, video: bytes) -> tuple[str, str]:
     upgrade_database()
     with session_scope() as session:
         admin = create_key(session, admin=True)
-    api = TestClient(create_app())
-    company = api.post(
-        "/api/companies", json={"name": "Benchmark"}, headers={"Authorization": f"Bearer {admin}"}
-    ).json()
-    with session_scope() as session:
-        key = create_key(session, company_id=company["id"])
-    tenant = SimpleNamespace(headers={"Authorization": f"Bearer {key}"})
+    tenant = in_process_tenant(admin)
+    api = tenant.api
     arv = create_content(api, tenant, photo, video)
     mindar = create_content(api, tenant, photo, video)
     results = run_queued("generate_ar_content_marker_task")

@@ -18,45 +18,16 @@
 // Or: node viewer_session.mjs --serve '{"camera": ..., "grantCamera": ..., "withoutWebGL": ...}' keeps
 // one browser (one camera) open and opens a page for each line of options it reads on stdin, printing
 // one report line for each: several page loads without starting a browser for each.
-import { chromium } from "playwright-core";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { execFileSync } from "node:child_process";
+import { writeFileSync } from "node:fs";
 import { createInterface } from "node:readline";
+import { launchChromium } from "./chromium.mjs";
 
 const serving = process.argv[2] === "--serve";
 const launchOptions = JSON.parse(process.argv[serving ? 3 : 2]);
-const chromiumPath = process.env.ARV_CHROMIUM || execFileSync("sh", ["-c", "command -v chromium"]).toString().trim();
-const profile = mkdtempSync(join(tmpdir(), "arv-chromium-"));
-
-const args = [
-  "--no-sandbox",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-  "--autoplay-policy=no-user-gesture-required",
-  "--use-fake-device-for-media-stream",
-];
-if (launchOptions.camera) {
-  args.push(`--use-file-for-fake-video-capture=${launchOptions.camera}`);
-}
-if (launchOptions.withoutWebGL) {
-  // A browser without WebGL, as on old phones: SwiftShader is what gives headless Chromium its WebGL.
-  args.push("--disable-gpu", "--disable-software-rasterizer");
-}
-if (launchOptions.grantCamera !== false) {
-  args.push("--use-fake-ui-for-media-stream");
-}
-
-const context = await chromium.launchPersistentContext(profile, {
-  executablePath: chromiumPath,
-  headless: true,
-  args,
-  viewport: { width: 480, height: 640 },
-  permissions: launchOptions.grantCamera === false ? [] : ["camera"],
+const { context, close } = await launchChromium({
+  camera: launchOptions.camera,
+  grantCamera: launchOptions.grantCamera !== false,
+  withoutWebGL: Boolean(launchOptions.withoutWebGL),
 });
 
 // The page's video now and `gapMs` later: its position, frames shown, and (if `picture`) the picture it
@@ -288,6 +259,5 @@ try {
     process.stdout.write(JSON.stringify(await openPage(launchOptions)) + "\n");
   }
 } finally {
-  await context.close();
-  rmSync(profile, { recursive: true, force: true });
+  await close();
 }

@@ -11,6 +11,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from types import SimpleNamespace
 from typing import IO, TYPE_CHECKING, Any
 
 import httpx
@@ -48,6 +49,21 @@ def create_content(
     )
     assert created.status_code == 201, created.text
     return created.json()  # type: ignore[no-any-return]
+
+
+def in_process_tenant(admin_key: str, name: str = "Benchmark") -> SimpleNamespace:
+    """A company made through the API with the operator's `admin_key`, a key of its own, and a
+    TestClient of the API in this process (for benchmarks: `.api`, `.company_id`, `.headers`)."""
+    from arv.api.app import create_app
+    from arv.services.auth import create_key
+
+    api = TestClient(create_app())
+    company = api.post(
+        "/api/companies", json={"name": name}, headers={"Authorization": f"Bearer {admin_key}"}
+    ).json()
+    with session_scope() as session:
+        key = create_key(session, company_id=company["id"])
+    return SimpleNamespace(api=api, company_id=company["id"], headers={"Authorization": f"Bearer {key}"})
 
 
 def queued_jobs(task_name: str) -> list[str]:

@@ -8,8 +8,10 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import BinaryIO
 from urllib.parse import quote, urlencode
 
 from arv.private_files import private_dir
@@ -51,27 +53,31 @@ class LocalStorage(Storage):
         return path
 
     def put(self, key: str, data: bytes, content_type: str) -> None:
-        path = self._path(key)
-        try:
-            if not path.parent.is_dir():
-                private_dir(path.parent)
-            # mkstemp makes the file 0600, and the rename keeps the mode.
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=UPLOAD_TEMP_PREFIX)
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-            os.replace(tmp, path)
-        except OSError as exc:
-            raise StorageError(f"cannot write {key}: {exc}") from exc
+        self._write(key, lambda out: out.write(data))
 
     def put_file(self, key: str, path: Path, content_type: str) -> None:
+        def copy(out: BinaryIO) -> None:
+            with open(path, "rb") as source:
+                shutil.copyfileobj(source, out, COPY_CHUNK_BYTES)
+
+        self._write(key, copy)
+
+    def _write(self, key: str, fill: Callable[[BinaryIO], object]) -> None:
+        """Write the object under `key` whole or not at all: `fill` writes a temporary file beside it,
+        which is renamed onto the key once complete (and removed if anything fails)."""
         target = self._path(key)
         try:
             if not target.parent.is_dir():
                 private_dir(target.parent)
+            # mkstemp makes the file 0600, and the rename keeps the mode.
             fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=UPLOAD_TEMP_PREFIX)
-            with os.fdopen(fd, "wb") as out, open(path, "rb") as source:
-                shutil.copyfileobj(source, out, COPY_CHUNK_BYTES)
-            os.replace(tmp, target)
+            try:
+                with os.fdopen(fd, "wb") as out:
+                    fill(out)
+                os.replace(tmp, target)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
         except OSError as exc:
             raise StorageError(f"cannot write {key}: {exc}") from exc
 
