@@ -14,6 +14,7 @@ import os
 import signal
 import time
 from collections.abc import Iterator
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from arv.config import get_settings
 from arv.db.models import Job, JobStatus, Video
 from arv.db.session import session_scope
 from tests.conftest import Tenant
@@ -90,6 +92,16 @@ def progress_until(api: TestClient, tenant: Tenant, content_id: int, percent: fl
     return seen
 
 
+def niceness_of_threads(pid: int) -> set[int]:
+    """The nice value of every thread of process `pid` (Linux keeps one a thread: /proc's stat field 19)."""
+    values = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with suppress(OSError):
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+            values.add(int(fields[16]))
+    return values
+
+
 def no_ffmpeg_left(marker: Path) -> None:
     # SIGKILL by the kernel (the parent-death signal) takes a moment to be delivered and reaped.
     wait_until(lambda: not ffmpeg_processes(str(marker)), timeout=5, interval=0.1, what="no ffmpeg left")
@@ -151,7 +163,9 @@ def test_a_worker_killed_mid_transcode_takes_its_ffmpeg_along_and_another_finish
     created = upload_content(api, tenant, plain_mp4(inputs, **MID_TRANSCODE_SOURCE), "video/mp4")
     doomed = workers.start("videos")
     seen = progress_until(api, tenant, created["id"], 10)
-    assert ffmpeg_processes(str(marker))
+    [running] = ffmpeg_processes(str(marker))
+    # Started niced: every thread ffmpeg made yields the CPU to compiles (ARV_VIDEO_TRANSCODE_NICENESS).
+    assert niceness_of_threads(running) == {get_settings().video_transcode_niceness}
 
     doomed.kill_hard()
     no_ffmpeg_left(marker)

@@ -71,6 +71,8 @@ FFMPEG_SIGNALLED_EXIT = 255
 _NO_DECODER = re.compile(r"Decoder \(codec [^)]*\) not found for input stream")
 # Linux's prctl(PR_SET_PDEATHSIG): the kernel sends the signal to ffmpeg when its parent dies.
 _SETPRIV = shutil.which("setpriv")
+# ffmpeg started at its niceness by coreutils' nice, so every thread it starts has it from the first.
+_NICE = shutil.which("nice")
 
 
 @dataclass(frozen=True)
@@ -252,14 +254,19 @@ def run_ffmpeg(
     ffmpeg never outlives this call: whatever ends it (a time limit raised in this thread included),
     its process group is killed on the way out.
     """
-    argv = ([_SETPRIV, "--pdeathsig", "KILL", "--"] if _SETPRIV else []) + command
+    argv = (
+        ([_SETPRIV, "--pdeathsig", "KILL", "--"] if _SETPRIV else [])
+        + ([_NICE, "-n", str(niceness)] if _NICE else [])
+        + command
+    )
     with tempfile.TemporaryFile() as stderr:
         proc = subprocess.Popen(
             argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=stderr, start_new_session=True
         )
         try:
-            with contextlib.suppress(OSError):
-                os.setpriority(os.PRIO_PROCESS, proc.pid, niceness)
+            if not _NICE:
+                with contextlib.suppress(OSError):
+                    os.setpriority(os.PRIO_PROCESS, proc.pid, niceness)
             _follow(proc, duration_s=duration_s, stall_timeout_s=stall_timeout_s, on_progress=on_progress)
         finally:
             _kill(proc)
