@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ from sqlalchemy import func, select
 from arv.db.models import ARContent, Job, Portrait, Video
 from arv.db.session import session_scope
 from tests.conftest import Tenant
+from tests.support import videos
 from tests.support.images import encode, mp4_bytes, photo, photo_jpeg, png_bomb
 
 
@@ -75,21 +77,33 @@ def test_upload_over_the_size_limit_is_refused_with_413(
     assert row_counts()["portraits"] == 0
 
 
+@pytest.mark.parametrize(
+    ("name", "make_video", "content_type", "code", "words"),
+    [
+        ("v.mp4", lambda: b"not a video at all" * 100, "video/mp4", 415, "video"),
+        ("v.webm", lambda: videos.webm_declaring(100_000, 100_000), "video/webm", 413, "100000 x 100000"),
+    ],
+    ids=["not a video", "a video declaring 100000 x 100000 pixels"],
+)
 def test_ar_content_with_a_bad_video_writes_neither_image_nor_video(
-    api: TestClient, tenant: Tenant, arv_env: dict[str, str]
+    api: TestClient,
+    tenant: Tenant,
+    arv_env: dict[str, str],
+    name: str,
+    make_video: Callable[[], bytes],
+    content_type: str,
+    code: int,
+    words: str,
 ) -> None:
     project = api.post("/api/projects", json={"name": "P"}, headers=tenant.headers).json()
     response = api.post(
         "/api/ar-content",
         data={"project_id": str(project["id"]), "title": "T"},
-        files={
-            "image": ("a.jpg", JPEG, "image/jpeg"),
-            "video": ("v.mp4", b"not a video at all" * 100, "video/mp4"),
-        },
+        files={"image": ("a.jpg", JPEG, "image/jpeg"), "video": (name, make_video(), content_type)},
         headers=tenant.headers,
     )
-    assert response.status_code == 415, response.text
-    assert "video" in response.json()["detail"]
+    assert response.status_code == code, response.text
+    assert words in response.json()["detail"]
     assert stored_files(arv_env) == []
     assert row_counts() == {"portraits": 0, "ar_contents": 0, "videos": 0, "jobs": 0}
 

@@ -154,24 +154,6 @@ def test_hostile_video_is_refused_at_upload_and_nothing_is_stored(
     assert row_counts() == before_rows and before_rows["videos"] == 0
 
 
-def test_hostile_first_video_writes_neither_image_nor_video(
-    api: TestClient, tenant: Tenant, arv_env: dict[str, str]
-) -> None:
-    project = api.post("/api/projects", json={"name": "P"}, headers=tenant.headers).json()
-    response = api.post(
-        "/api/ar-content",
-        data={"project_id": str(project["id"]), "title": "T"},
-        files={
-            "image": ("a.jpg", JPEG, "image/jpeg"),
-            "video": ("v.webm", videos.webm_declaring(100_000, 100_000), "video/webm"),
-        },
-        headers=tenant.headers,
-    )
-    assert response.status_code == 413, response.text
-    assert stored_files(arv_env) == []
-    assert row_counts() == {"portraits": 0, "ar_contents": 0, "videos": 0, "jobs": 0}
-
-
 def test_real_videos_are_kept_with_their_probe(api: TestClient, tenant: Tenant) -> None:
     content_id = _content(api, tenant)
     for case, (make, container, codec, audio, width, height, rotation, rate) in GOOD.items():

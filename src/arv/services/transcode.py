@@ -27,7 +27,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -368,8 +368,7 @@ def request_transcode(session: Session, video: Video, company_id: int) -> str:
     return job_id
 
 
-@contextlib.contextmanager
-def _progress_writer(session: Session, video_id: int, job_id: str) -> Iterator[Callable[[float], None]]:
+def _progress_writer(session: Session, video_id: int, job_id: str) -> Callable[[float], None]:
     """A callback that writes a transcode's percent to its video, at most once a second; a database
     that is away costs a progress update, never the transcode."""
     last = 0.0
@@ -393,7 +392,7 @@ def _progress_writer(session: Session, video_id: int, job_id: str) -> Iterator[C
                 session.rollback()
             log.warning("transcode.progress_not_written", video_id=video_id, error=str(exc))
 
-    yield write
+    return write
 
 
 def transcode_video(session: Session, storage: Storage, job: Job, settings: Settings) -> JobOutcome:
@@ -431,22 +430,20 @@ def transcode_video(session: Session, storage: Storage, job: Job, settings: Sett
         if ffmpeg is None:
             raise TranscodeError("ffmpeg is not installed on the worker, so the video cannot be transcoded")
         outputs = [(spec, Path(folder) / f"{spec.label}.mp4") for spec in renditions_for(probe)]
-        with _progress_writer(session, video_id, job.id) as on_progress:
-            run_ffmpeg(
-                ffmpeg_command(ffmpeg, source, probe, outputs),
-                duration_s=probe.duration_s,
-                stall_timeout_s=settings.video_stall_timeout_s,
-                niceness=settings.video_transcode_niceness,
-                on_progress=on_progress,
-            )
+        run_ffmpeg(
+            ffmpeg_command(ffmpeg, source, probe, outputs),
+            duration_s=probe.duration_s,
+            stall_timeout_s=settings.video_stall_timeout_s,
+            niceness=settings.video_transcode_niceness,
+            on_progress=_progress_writer(session, video_id, job.id),
+        )
         facts = [
             _rendition_facts(spec, path, keys[spec.label], timeout_s=settings.video_probe_timeout_s)
             for spec, path in outputs
         ]
         for spec, path in outputs:
             storage.put_file(keys[spec.label], path, RENDITION_CONTENT_TYPE)
-    written = [fact["key"] for fact in facts]
-    return _recorded(storage, video_id, job.id, facts, written, keep_original=settings.keep_video_originals)
+    return _recorded(storage, video_id, job.id, facts, keep_original=settings.keep_video_originals)
 
 
 def _recorded(
@@ -454,13 +451,14 @@ def _recorded(
     video_id: int,
     job_id: str,
     facts: list[dict[str, Any]],
-    written: list[str],
     *,
     keep_original: bool,
 ) -> JobOutcome:
-    """The outcome that points the video at its new renditions, unless the job was superseded; after
-    the commit, the renditions it replaced (and the original, when it is not kept) are deleted."""
+    """The outcome that points the video at the renditions `facts` name (main first), unless the job
+    was superseded; after the commit, the renditions it replaced (and the original, when it is not
+    kept) are deleted."""
     result: dict[str, Any] = {"renditions": facts}
+    written = [fact["key"] for fact in facts]
 
     def record(session: Session) -> Callable[[], None]:
         current = session.execute(
