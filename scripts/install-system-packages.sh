@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the viewer's tests and preview workers use when they are missing:
-# ffmpeg (video posters, fake camera videos), chromium (the AR page in a real browser) and faketime
-# (libfaketime: the fault suite runs a process with its clock skewed).
+# ffmpeg (video posters, fake camera videos), chromium (the AR page in a real browser), faketime
+# (libfaketime: the fault suite runs a process with its clock skewed) and poppler-utils (pdftoppm: the
+# print sheet's tests render its PDF to read the QR code back).
 set -euo pipefail
 
 missing=()
 command -v ffmpeg >/dev/null 2>&1 || missing+=(ffmpeg)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v faketime >/dev/null 2>&1 || missing+=(faketime)
+command -v pdftoppm >/dev/null 2>&1 || missing+=(poppler-utils)
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 if ! command -v apt-get >/dev/null 2>&1; then

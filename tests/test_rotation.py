@@ -21,9 +21,11 @@ from arv.db.session import session_scope
 from arv.services.rotation import (
     InvalidRotationRule,
     RotationRule,
+    describe_schedule,
     local_instant,
     next_index,
     next_rotation_at,
+    next_rotation_times,
     rotate_scheduled_videos,
 )
 from tests.support.records import make_company, make_content
@@ -379,3 +381,145 @@ def test_two_workers_rotating_at_once_rotate_each_schedule_once(arv_env: dict[st
     assert sum(r["rotated"] for r in results) == 60
     assert sum(r["contents_switched"] for r in results) == 60
     assert all(state(content)[:2] == (videos[1], 1) for content, videos in contents)
+
+
+# ---- the schedule in words, and its next times ---------------------------------------------------------
+
+
+def unsaved_schedule(**fields: object) -> VideoRotationSchedule:
+    values: dict[str, object] = {"rotation_type": "daily", "timezone": "UTC"}
+    values.update(fields)
+    return VideoRotationSchedule(**values)
+
+
+@pytest.mark.parametrize(
+    ("fields", "english", "russian"),
+    [
+        (
+            {"time_of_day": "09:00", "timezone": "Europe/Moscow"},
+            "Every day at 09:00 (Europe/Moscow)",
+            "Каждый день в 09:00 (Europe/Moscow)",
+        ),
+        (
+            {"rotation_type": "weekly", "day_of_week": 0, "time_of_day": "09:00"},
+            "Every Monday at 09:00 (UTC)",
+            "Каждый понедельник в 09:00 (UTC)",
+        ),
+        (
+            {"rotation_type": "weekly", "day_of_week": 4, "time_of_day": "18:45"},
+            "Every Friday at 18:45 (UTC)",
+            "Каждую пятницу в 18:45 (UTC)",
+        ),
+        (
+            {"rotation_type": "monthly", "day_of_month": 15, "time_of_day": "10:30"},
+            "On day 15 of every month at 10:30 (UTC)",
+            "15-го числа каждого месяца в 10:30 (UTC)",
+        ),
+        (
+            {"rotation_type": "monthly", "day_of_month": 31},
+            "On day 31 of every month (the last day in shorter months) at 00:00 (UTC)",
+            "31-го числа каждого месяца (в более коротких месяцах — в последний день) в 00:00 (UTC)",
+        ),
+        (
+            {"rotation_type": "random", "time_of_day": "08:15", "timezone": "Europe/Berlin"},
+            "A random other video every day at 08:15 (Europe/Berlin)",
+            "Случайное другое видео каждый день в 08:15 (Europe/Berlin)",
+        ),
+        (
+            {"rotation_type": "cron", "cron_expression": "0 */6 * * *"},
+            "Every day at 00:00, 06:00, 12:00 and 18:00 (UTC)",
+            "Каждый день в 00:00, 06:00, 12:00 и 18:00 (UTC)",
+        ),
+        (
+            {"rotation_type": "cron", "cron_expression": "30 9 * * 1-5"},
+            "Every weekday (Monday to Friday) at 09:30 (UTC)",
+            "По будним дням (с понедельника по пятницу) в 09:30 (UTC)",
+        ),
+        (
+            {"rotation_type": "cron", "cron_expression": "0 9 * * 7"},
+            "Every Sunday at 09:00 (UTC)",
+            "Каждое воскресенье в 09:00 (UTC)",
+        ),
+        (
+            {"rotation_type": "cron", "cron_expression": "0 20 * * 1,3,5"},
+            "On Mondays, Wednesdays and Fridays at 20:00 (UTC)",
+            "По понедельникам, средам и пятницам в 20:00 (UTC)",
+        ),
+        (
+            {"rotation_type": "cron", "cron_expression": "0 9 1,31 * *"},
+            "On days 1 and 31 of every month at 09:00 (UTC)",
+            "1 и 31 числа каждого месяца в 09:00 (UTC)",
+        ),
+        (
+            {"rotation_type": "cron", "cron_expression": "15 * * * *"},
+            "Every hour at :15 (UTC)",
+            "Каждый час в :15 (UTC)",
+        ),
+        (
+            {"rotation_type": "random", "cron_expression": "0 12 * * 6"},
+            "A random other video every Saturday at 12:00 (UTC)",
+            "Случайное другое видео каждую субботу в 12:00 (UTC)",
+        ),
+    ],
+)
+def test_each_kind_of_schedule_reads_in_plain_english_and_russian(
+    fields: dict[str, object], english: str, russian: str
+) -> None:
+    schedule = unsaved_schedule(**fields)
+    assert describe_schedule(schedule, "en") == english
+    assert describe_schedule(schedule, "ru") == russian
+
+
+@pytest.mark.parametrize(
+    "expression", ["*/5 * * * *", "0 9 L * *", "0 9 * * 1#2", "0 9 1 * 1", "0 9 * 6-8 *"]
+)
+def test_a_cron_schedule_with_no_short_reading_is_quoted_as_it_is(expression: str) -> None:
+    schedule = unsaved_schedule(rotation_type="cron", cron_expression=expression, timezone="Asia/Tokyo")
+    assert describe_schedule(schedule, "en") == f"On the cron schedule '{expression}' (Asia/Tokyo)"
+    assert describe_schedule(schedule, "ru") == f"По расписанию cron '{expression}' (Asia/Tokyo)"
+
+
+def test_a_language_without_words_of_its_own_reads_english() -> None:
+    assert describe_schedule(unsaved_schedule(time_of_day="07:00"), "de") == "Every day at 07:00 (UTC)"
+
+
+def test_next_rotation_times_follow_the_schedule_across_a_clock_change() -> None:
+    schedule = unsaved_schedule(time_of_day="02:30", timezone="Europe/Berlin")
+    assert next_rotation_times(schedule, count=3, after=datetime(2027, 3, 26, 12, 0, tzinfo=UTC)) == [
+        datetime(2027, 3, 27, 1, 30, tzinfo=UTC),  # 02:30 CET
+        datetime(2027, 3, 28, 1, 0, tzinfo=UTC),  # skipped: the moment clocks jump to 03:00 CEST
+        datetime(2027, 3, 29, 0, 30, tzinfo=UTC),  # 02:30 CEST
+    ]
+
+
+def test_next_rotation_times_default_to_five_from_now() -> None:
+    times = next_rotation_times(unsaved_schedule(rotation_type="cron", cron_expression="* * * * *"))
+    now = datetime.now(UTC)
+    assert len(times) == 5 and times == sorted(times)
+    assert now < times[0] <= now + timedelta(minutes=1)
+    assert all(
+        later - earlier == timedelta(minutes=1) for earlier, later in zip(times, times[1:], strict=False)
+    )
+
+
+@pytest.mark.parametrize("db_backend", ["sqlite"], indirect=True)
+def test_next_rotation_times_are_the_slots_the_rotation_pass_sets_one_after_another(
+    arv_env: dict[str, str],
+) -> None:
+    content, videos = make_content_with_videos(2)
+    fields = {
+        "rotation_type": "weekly",
+        "day_of_week": 6,
+        "time_of_day": "23:30",
+        "timezone": "America/Havana",
+    }
+    schedule_id = add_schedule(content, videos, NOW, **fields)
+    with session_scope() as session:
+        predicted = next_rotation_times(
+            session.get_one(VideoRotationSchedule, schedule_id), count=4, after=NOW
+        )
+    stored = []
+    for _ in predicted:
+        rotate(state(content)[2] or NOW)
+        stored.append(state(content)[2])
+    assert stored == predicted

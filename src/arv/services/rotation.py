@@ -415,3 +415,156 @@ def describe(rule: RotationRule) -> str:
     if rule.rotation_type == "random":
         return f"a random other video every day at {at} ({zone})"
     return f"the next video every day at {at} ({zone})"
+
+
+# The words of `describe_schedule`, per language. Weekday names are indexed from 0 (Monday), as
+# `day_of_week` is: "every <day>" takes the English name, Russian an accusative with the matching
+# "every" ("каждую среду"); a list of days reads "on Mondays and Fridays" / "по понедельникам и пятницам".
+_SCHEDULE_WORDS: dict[str, dict[str, Any]] = {
+    "en": {
+        "every_day": "every day",
+        "every_weekday": WEEKDAYS,
+        "every_weekday_prefix": ("every",) * 7,
+        "on_weekdays": ("Mondays", "Tuesdays", "Wednesdays", "Thursdays", "Fridays", "Saturdays", "Sundays"),
+        "on_weekdays_prefix": "on",
+        "working_days": "every weekday (Monday to Friday)",
+        "day_of_month": "on {days} of every month",
+        "day_of_month_one": "day {day}",
+        "day_of_month_many": "days {days}",
+        "last_day_note": " (the last day in shorter months)",
+        "at": "at {times}",
+        "every_hour": "every hour at :{minutes}",
+        "cron": "on the cron schedule '{expression}'",
+        "and": "and",
+        "random": "A random other video {when}",
+    },
+    "ru": {
+        "every_day": "каждый день",
+        "every_weekday": ("понедельник", "вторник", "среду", "четверг", "пятницу", "субботу", "воскресенье"),
+        "every_weekday_prefix": ("каждый", "каждый", "каждую", "каждый", "каждую", "каждую", "каждое"),
+        "on_weekdays": (
+            "понедельникам",
+            "вторникам",
+            "средам",
+            "четвергам",
+            "пятницам",
+            "субботам",
+            "воскресеньям",
+        ),
+        "on_weekdays_prefix": "по",
+        "working_days": "по будним дням (с понедельника по пятницу)",
+        "day_of_month": "{days} каждого месяца",
+        "day_of_month_one": "{day}-го числа",
+        "day_of_month_many": "{days} числа",
+        "last_day_note": " (в более коротких месяцах — в последний день)",
+        "at": "в {times}",
+        "every_hour": "каждый час в :{minutes}",
+        "cron": "по расписанию cron '{expression}'",
+        "and": "и",
+        "random": "Случайное другое видео {when}",
+    },
+}
+SCHEDULE_LANGUAGES = tuple(_SCHEDULE_WORDS)
+# A cron schedule with more slots a day than this is read out as its expression, not as a list of times.
+_MAX_TIMES_IN_WORDS = 6
+
+
+def describe_schedule(schedule: RuleFields, language: str) -> str:
+    """The schedule in words for the console, in `language` ("en" or "ru"; any other reads English):
+    "Every day at 09:00 (Europe/Moscow)", "A random other video every Monday at 09:00 (UTC)".
+
+    A cron expression is read out in plain words where it is a daily, weekly, monthly or hourly
+    pattern, and quoted as it is otherwise. Raises InvalidRotationRule for a schedule that cannot run.
+    """
+    words = _SCHEDULE_WORDS.get(language, _SCHEDULE_WORDS["en"])
+    rule = RotationRule.of(schedule)
+    when = (
+        _cron_in_words(rule.cron_expression, words) if rule.cron_expression else _slot_in_words(rule, words)
+    )
+    zone = f"({rule.zone.key})"
+    if rule.rotation_type == "random":
+        return f"{words['random'].format(when=when)} {zone}"
+    return f"{when[0].upper()}{when[1:]} {zone}"
+
+
+def _listed(items: Sequence[str], words: dict[str, Any]) -> str:
+    """ "a", "a and b", "a, b and c"."""
+    if len(items) == 1:
+        return items[0]
+    return f"{', '.join(items[:-1])} {words['and']} {items[-1]}"
+
+
+def _every_weekday(day: int, words: dict[str, Any]) -> str:
+    return f"{words['every_weekday_prefix'][day]} {words['every_weekday'][day]}"
+
+
+def _days_of_month(days: Sequence[int], words: dict[str, Any], *, shorter_months_use_last: bool) -> str:
+    if len(days) == 1:
+        named = words["day_of_month_one"].format(day=days[0])
+    else:
+        named = words["day_of_month_many"].format(days=_listed([str(d) for d in days], words))
+    note = words["last_day_note"] if shorter_months_use_last and max(days) > 28 else ""
+    return words["day_of_month"].format(days=named) + note
+
+
+def _at(times: Sequence[time], words: dict[str, Any]) -> str:
+    return words["at"].format(times=_listed([t.strftime("%H:%M") for t in times], words))
+
+
+def _slot_in_words(rule: RotationRule, words: dict[str, Any]) -> str:
+    at = words["at"].format(times=rule.time_of_day_text)
+    if rule.rotation_type == "weekly":
+        assert rule.day_of_week is not None
+        return f"{_every_weekday(rule.day_of_week, words)} {at}"
+    if rule.rotation_type == "monthly":
+        assert rule.day_of_month is not None
+        return f"{_days_of_month([rule.day_of_month], words, shorter_months_use_last=True)} {at}"
+    return f"{words['every_day']} {at}"
+
+
+def _cron_in_words(expression: str, words: dict[str, Any]) -> str:
+    """A plain reading of a cron expression, from croniter's own expansion of it (so the words say
+    what croniter runs), or the expression quoted when it is no simple pattern."""
+    quoted = words["cron"].format(expression=expression)
+    (minutes, hours, days, months, weekdays), nth_weekdays = croniter.expand(expression)
+    fields = (minutes, hours, days, months, weekdays)
+    if nth_weekdays or months != ["*"] or any(v != "*" and not isinstance(v, int) for f in fields for v in f):
+        return quoted  # "L", "1#2", a set of months: no short reading
+    if days != ["*"] and weekdays != ["*"]:
+        return quoted  # cron's either-day rule reads badly in words
+    if hours == ["*"]:
+        if minutes == ["*"] or days != ["*"] or weekdays != ["*"] or len(minutes) > 1:
+            return quoted
+        return words["every_hour"].format(minutes=f"{minutes[0]:02d}")
+    if minutes == ["*"] or len(minutes) * len(hours) > _MAX_TIMES_IN_WORDS:
+        return quoted
+    at = _at(sorted(time(h, m) for h in hours for m in minutes), words)
+    if days != ["*"]:
+        # Unlike a monthly schedule, cron skips the months that lack the day.
+        return f"{_days_of_month(days, words, shorter_months_use_last=False)} {at}"
+    if weekdays == ["*"]:
+        return f"{words['every_day']} {at}"
+    # croniter counts Sunday as 0; WEEKDAYS starts on Monday.
+    ours = sorted((day - 1) % 7 for day in weekdays)
+    if ours == [0, 1, 2, 3, 4]:
+        return f"{words['working_days']} {at}"
+    if len(ours) == 1:
+        return f"{_every_weekday(ours[0], words)} {at}"
+    return f"{words['on_weekdays_prefix']} {_listed([words['on_weekdays'][d] for d in ours], words)} {at}"
+
+
+def next_rotation_times(
+    schedule: RuleFields, *, count: int = 5, after: datetime | None = None
+) -> list[datetime]:
+    """The schedule's next `count` slots after `after` (default: now), in UTC, oldest first: each one
+    `next_rotation_at` of the one before, as the rotation pass would set them one after another.
+
+    Raises InvalidRotationRule for a schedule that cannot run.
+    """
+    rule = RotationRule.of(schedule)
+    instant = after or utcnow()
+    times = []
+    for _ in range(count):
+        instant = next_rotation_at(rule, instant)
+        times.append(instant)
+    return times
