@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 
 from sqlalchemy import or_, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -109,11 +109,25 @@ def count_view(session: Session, ar_content_id: int, *, day: date | None = None)
     )
 
 
-def views_by_day(session: Session, ar_content_id: int) -> list[tuple[date, int]]:
-    """The content's view counts, oldest day first."""
-    rows = session.execute(
-        select(ContentView.day, ContentView.count)
-        .where(ContentView.ar_content_id == ar_content_id)
-        .order_by(ContentView.day)
-    )
+def views_by_day(
+    session: Session, ar_content_id: int, *, since: date | None = None
+) -> list[tuple[date, int]]:
+    """The content's view counts of the days that had views (from `since` on, if given), oldest first."""
+    statement = select(ContentView.day, ContentView.count).where(ContentView.ar_content_id == ar_content_id)
+    if since is not None:
+        statement = statement.where(ContentView.day >= since)
+    rows = session.execute(statement.order_by(ContentView.day))
     return [(day, count) for day, count in rows]
+
+
+def views_per_day(
+    session: Session, content_id: int, *, days: int = 30, today: date | None = None
+) -> list[tuple[date, int]]:
+    """The content's views on each of the last `days` UTC days up to `today` (default: today, UTC),
+    one entry per day, a day without views counting 0, oldest first."""
+    if days < 1:
+        raise ValueError(f"days must be at least 1, not {days}")
+    today = today or utcnow().date()
+    first = today - timedelta(days=days - 1)
+    counted = dict(views_by_day(session, content_id, since=first))
+    return [(day, counted.get(day, 0)) for day in (first + timedelta(days=n) for n in range(days))]
