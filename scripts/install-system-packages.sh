@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the viewer's tests and preview workers use when they are missing:
 # ffmpeg (video posters, fake camera videos), chromium (the AR page in a real browser), faketime
-# (libfaketime: the fault suite runs a process with its clock skewed) and poppler-utils (pdftoppm: the
-# print sheet's tests render its PDF to read the QR code back).
+# (libfaketime: the fault suite runs a process with its clock skewed), poppler-utils (pdftoppm: the
+# print sheet's tests render its PDF to read the QR code back) and fonts-dejavu-core (DejaVu Sans, the
+# print sheet's font with Cyrillic letters).
 set -euo pipefail
 
 missing=()
@@ -10,6 +11,7 @@ command -v ffmpeg >/dev/null 2>&1 || missing+=(ffmpeg)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v faketime >/dev/null 2>&1 || missing+=(faketime)
 command -v pdftoppm >/dev/null 2>&1 || missing+=(poppler-utils)
+[ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || missing+=(fonts-dejavu-core)
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 if ! command -v apt-get >/dev/null 2>&1; then
