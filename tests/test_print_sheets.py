@@ -111,7 +111,7 @@ def test_the_sheet_is_one_page_of_the_papers_size_with_a_readable_qr_code_of_the
     pdf = sheet(size, 600, 800)
     assert pdf.startswith(b"%PDF") and len(re.findall(rb"/Type\s*/Page\b", pdf)) == 1
     width_mm, height_mm = SHEET_SIZES[size]
-    assert media_box(pdf) == pytest.approx((width_mm * POINTS_PER_MM, height_mm * POINTS_PER_MM), abs=0.5)
+    assert media_box(pdf) == pytest.approx((width_mm * POINTS_PER_MM, height_mm * POINTS_PER_MM), abs=0.01)
     assert decoded_qr(rendered_sheet(size, 600, 800)) == PUBLIC_URL
 
 
@@ -130,7 +130,7 @@ def test_the_photo_fills_the_page_within_its_margins_with_its_aspect_kept(size: 
 def test_a_12_megapixel_landscape_photo_turns_the_a4_page_to_landscape() -> None:
     pdf = sheet("a4", 4000, 3000)
     width_mm, height_mm = SHEET_SIZES["a4"]
-    assert media_box(pdf) == pytest.approx((height_mm * POINTS_PER_MM, width_mm * POINTS_PER_MM), abs=0.5)
+    assert media_box(pdf) == pytest.approx((height_mm * POINTS_PER_MM, width_mm * POINTS_PER_MM), abs=0.01)
     page = rendered(pdf)
     assert decoded_qr(page) == PUBLIC_URL
     region = photo_region(page)
@@ -142,7 +142,7 @@ def test_the_photo_is_printed_as_its_exif_orientation_shows_it() -> None:
     # Stored 800 x 600 with orientation 6: a portrait photo, shown turned a quarter clockwise.
     pdf = sheet("10x15", 800, 600, orientation=6)
     width_mm, height_mm = SHEET_SIZES["10x15"]
-    assert media_box(pdf) == pytest.approx((width_mm * POINTS_PER_MM, height_mm * POINTS_PER_MM), abs=0.5)
+    assert media_box(pdf) == pytest.approx((width_mm * POINTS_PER_MM, height_mm * POINTS_PER_MM), abs=0.01)
     page = rendered(pdf)
     assert_region_shows(page, photo_region(page), photo(800, 600).transpose(Image.Transpose.ROTATE_270))
     assert decoded_qr(page) == PUBLIC_URL
