@@ -27,7 +27,6 @@ from arv.services.qr_codes import BORDER_MODULES, ERROR_CORRECTION
 SHEET_SIZES = {"a4": (210, 297), "a5": (148, 210), "10x15": (100, 150)}
 PRINT_DPI = 300
 MM_PER_INCH = 25.4
-POINTS_PER_INCH = 72
 # The margin around everything, and the gap between the photo and the QR code, as a share of the
 # paper's short side: 10.5 mm on A4, 5 mm on 10x15.
 MARGIN_SHARE = 0.05
