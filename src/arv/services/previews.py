@@ -75,8 +75,8 @@ def thumbnail_jpeg(image_data: bytes, *, max_px: int) -> bytes:
             with Image.open(io.BytesIO(image_data)) as opened:
                 opened.draft(opened.mode, (max_px, max_px))  # JPEG decodes at a smaller scale
                 opened.load()
-                image = _reduced_rgb(opened, max(opened.size) // (THUMBNAIL_REDUCING_GAP * max_px))
-                image = _as_shown(image, opened.getexif().get(_EXIF_ORIENTATION, 1))
+                image = reduced_rgb(opened, max(opened.size) // (THUMBNAIL_REDUCING_GAP * max_px))
+                image = as_shown(image, opened.getexif().get(_EXIF_ORIENTATION, 1))
     except (UnidentifiedImageError, OSError, ValueError) as exc:
         raise PreviewInputError(f"the image cannot be read for a thumbnail ({exc})") from exc
     image.thumbnail((max_px, max_px), Image.Resampling.LANCZOS)
@@ -85,7 +85,7 @@ def thumbnail_jpeg(image_data: bytes, *, max_px: int) -> bytes:
     return out.getvalue()
 
 
-def _reduced_rgb(image: Image.Image, factor: int) -> Image.Image:
+def reduced_rgb(image: Image.Image, factor: int) -> Image.Image:
     """The image in RGB, box-reduced by `factor` (1: not reduced), converted a band of rows at a time.
 
     Each band's height is a multiple of `factor`, so the result equals reducing the whole picture.
@@ -102,7 +102,7 @@ def _reduced_rgb(image: Image.Image, factor: int) -> Image.Image:
     return reduced
 
 
-def _as_shown(image: Image.Image, orientation: object) -> Image.Image:
+def as_shown(image: Image.Image, orientation: object) -> Image.Image:
     """The image turned as its EXIF orientation says (what ImageOps.exif_transpose does)."""
     method = _ORIENTATION_TRANSPOSE.get(orientation) if isinstance(orientation, int) else None
     return image if method is None else image.transpose(method)

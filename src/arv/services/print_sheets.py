@@ -20,7 +20,7 @@ import numpy as np
 import segno
 from PIL import Image, ImageDraw, ImageFont, UnidentifiedImageError
 
-from arv.services.previews import _as_shown, _reduced_rgb
+from arv.services.previews import as_shown, reduced_rgb
 from arv.services.qr_codes import BORDER_MODULES, ERROR_CORRECTION
 
 # Paper sizes by the name the console offers, in millimetres, portrait (width, height).
@@ -235,9 +235,9 @@ def _photo_at(opened: Image.Image, orientation: object, box: Box, *, turned: boo
     # Box-reduce to no less than twice the box before the final Lanczos resize, as Image.thumbnail does.
     factor = min(width // stored_box[0], height // stored_box[1]) // 2
     # An RGB picture not worth reducing is resized as decoded: a converted copy would double its memory.
-    rgb = opened if opened.mode == "RGB" and factor <= 1 else _reduced_rgb(opened, factor)
+    rgb = opened if opened.mode == "RGB" and factor <= 1 else reduced_rgb(opened, factor)
     # Turned once small: the resize is made in the stored orientation, to the box turned back.
-    return _as_shown(rgb.resize(stored_box, Image.Resampling.LANCZOS), orientation)
+    return as_shown(rgb.resize(stored_box, Image.Resampling.LANCZOS), orientation)
 
 
 def _qr_matrix(public_url: str) -> np.ndarray:
