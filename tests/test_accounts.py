@@ -66,16 +66,17 @@ def env(arv_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> dict[str, s
 def mail(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[MailServer]:
     """A real SMTP server on loopback, configured as the platform's mail server."""
     with smtp_server() as server:
-        apply_env(
-            {
-                **env,
-                "ARV_SMTP_HOST": server.host,
-                "ARV_SMTP_PORT": str(server.port),
-                "ARV_SMTP_RATE_PER_S": "50",
-            },
-            monkeypatch,
-        )
+        apply_env(with_mail_server(env, server), monkeypatch)
         yield server
+
+
+def with_mail_server(env: dict[str, str], server: MailServer) -> dict[str, str]:
+    return {
+        **env,
+        "ARV_SMTP_HOST": server.host,
+        "ARV_SMTP_PORT": str(server.port),
+        "ARV_SMTP_RATE_PER_S": "50",
+    }
 
 
 def make_company(name: str = "Sunny Prints", language: str = "en") -> int:
@@ -245,7 +246,12 @@ def test_a_link_used_by_two_requests_at_once_sets_one_password(env: dict[str, st
     # The second request found the link live (the first has not committed) and now waits on its row.
     with session_scope() as session:
         for _ in range(200):
-            waiting = session.scalar(text("SELECT count(*) FROM pg_locks WHERE NOT granted"))
+            waiting = session.scalar(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                )
+            )
             if waiting:
                 break
             session.execute(text("SELECT pg_sleep(0.02)"))
@@ -271,7 +277,6 @@ def move_throttle_back(email: str, seconds: float) -> None:
             row.locked_until -= timedelta(seconds=seconds)
 
 
-@SQLITE
 def test_sign_in_is_locked_after_too_many_wrong_passwords_even_with_the_right_one_until_the_lock_ends(
     env: dict[str, str],
 ) -> None:
@@ -478,6 +483,26 @@ def test_the_operator_lists_every_user_and_a_company_its_own(env: dict[str, str]
         )
 
 
+@SQLITE
+def test_deleting_a_company_deletes_its_users_with_their_sessions_and_links(env: dict[str, str]) -> None:
+    from arv.services.deletion import delete_company
+
+    user = signed_up("ann@sunny.example")
+    invite("op@arv.example")
+    with session_scope() as session:
+        accounts.start_session(session, user, get_settings())
+        accounts.issue_link(session, user, purpose="reset", settings=get_settings())
+    with session_scope() as session:
+        company = session.get(Company, user.company_id)
+        assert company is not None
+        delete_company(session, company)
+    with session_scope() as session:
+        assert [u.email for u in accounts.list_users(session, None)] == ["op@arv.example"]
+        assert session.scalars(select(ConsoleSession)).all() == []
+        operator = session.scalars(select(User)).one()
+        assert [t.user_id for t in session.scalars(select(AccountToken))] == [operator.id]
+
+
 # ---- the CLI ------------------------------------------------------------------------------------
 
 
@@ -623,6 +648,37 @@ def test_without_a_mail_server_an_invitation_returns_its_link_and_nothing_is_que
         assert accounts.link_user(session, token_of(link)).id == user.id
         accounts.request_password_reset(session, user.email, get_settings())
     assert account_jobs() == []
+
+
+@SQLITE
+def test_account_mails_say_how_long_their_link_works_in_the_persons_language(
+    env: dict[str, str], mail: MailServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    apply_env(
+        {**with_mail_server(env, mail), "ARV_CONSOLE_INVITE_TTL_S": "7200", "ARV_CONSOLE_RESET_TTL_S": "900"},
+        monkeypatch,
+    )
+    company = make_company("Фотостудия", language="ru")
+    with session_scope() as session:
+        accounts.invite_user(
+            session, email="op@arv.example", company_id=None, role=UserRole.OPERATOR, settings=get_settings()
+        )
+        user = accounts.create_user(
+            session, email="vera@foto.example", company_id=company, role=UserRole.MEMBER
+        )
+        accounts.request_password_reset(session, user.email, get_settings())
+    for job in account_jobs():
+        assert run_job_here(job.id)["sent"] is True  # type: ignore[index]
+    (invitation,) = mail.messages_to("op@arv.example")
+    (reset,) = mail.messages_to("vera@foto.example")
+    assert invitation["Subject"] == "You are invited to the ARV console as its operator"
+    assert "The link works once and for 2 hours." in invitation.get_body(("plain",)).get_content()
+    assert reset["Subject"] == "Новый пароль для консоли ARV"
+    assert "в течение 15 минут;" in reset.get_body(("plain",)).get_content()
+    assert 'lang="ru"' in reset.get_body(("html",)).get_content()
+    for message in (invitation, reset):
+        with session_scope() as session:
+            assert accounts.link_user(session, token_of(link_in(message))).email == message["To"]
 
 
 @SQLITE

@@ -33,7 +33,6 @@ from urllib.parse import urlencode
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import ColumnElement, Table, case, delete, exists, select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from arv.config import Settings, get_settings
@@ -71,6 +70,7 @@ SIGN_IN_DELAY_MAX_S = 4.0
 RESET_MAIL_INTERVAL_S = 60.0
 
 _throttles: Table = SignInThrottle.__table__  # type: ignore[assignment]
+_users: Table = User.__table__  # type: ignore[assignment]
 
 
 # ---- refusals -----------------------------------------------------------------------------------
@@ -105,7 +105,7 @@ class SignInLocked(AccountError):
     def __init__(self, until: datetime) -> None:
         super().__init__(
             "too many failed sign-ins with this e-mail; try again after "
-            f"{until.strftime('%Y-%m-%d %H:%M')} UTC, or set a new password through 'forgot password'"
+            f"{until.strftime('%Y-%m-%d %H:%M')} UTC, or ask for a password reset"
         )
         self.until = until
 
@@ -188,15 +188,18 @@ def create_user(session: Session, *, email: str, company_id: int | None, role: U
         raise ValueError("an operator belongs to no company; a company's user is its owner or a member")
     if company_id is not None and session.get(Company, company_id) is None:
         raise LookupError(f"there is no company {company_id}")
-    if session.scalar(select(User.id).where(User.email == address)) is not None:
+    # One statement that the unique key decides, so of two creations of one address at once one
+    # is refused; no savepoint (its release would publish the caller's pending job wake-ups early).
+    user_id = session.scalar(
+        upsert(session, _users)
+        .values(email=address, company_id=company_id, role=role, created_at=db_now())
+        .on_conflict_do_nothing(index_elements=[_users.c.email])
+        .returning(_users.c.id)
+    )
+    if user_id is None:
         raise AccountExists(address)
-    user = User(email=address, company_id=company_id, role=role)
-    try:
-        # A savepoint: the unique key refusing a concurrent twin leaves the caller's transaction usable.
-        with session.begin_nested():
-            session.add(user)
-    except IntegrityError:
-        raise AccountExists(address) from None
+    user = session.get(User, user_id)
+    assert user is not None  # inserted just now, in this transaction
     return user
 
 
