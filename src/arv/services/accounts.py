@@ -6,7 +6,8 @@ What this module guarantees:
   An account e-mail's job issues its link when it runs, so no clear token sits in the jobs table.
 - A link works once: it is spent by a conditional UPDATE (unused and unexpired), so of two requests
   with the same link at once, one sets the password and the other is refused. Setting a password
-  spends every other link of that person and ends all their sessions (a reset signs out everywhere).
+  spends every other link of that person, ends all their sessions (a reset signs out everywhere)
+  and lifts a sign-in lock on their e-mail.
 - Failed sign-ins are counted per normalised e-mail, whether an account has it or not, and a wrong
   password costs the same argon2 verification either way: neither the answer, the lock nor the time
   tells whether an address has an account. Past `ARV_CONSOLE_SIGN_IN_MAX_FAILURES` failures the
@@ -103,9 +104,11 @@ class SignInLocked(AccountError):
     """Too many failed sign-ins of one e-mail: refused until `until`, whatever the password."""
 
     def __init__(self, until: datetime) -> None:
+        # Rounded up to the minute: at the moment the message names, the lock has ended.
+        shown = (until + timedelta(seconds=59, microseconds=999999)).replace(second=0, microsecond=0)
         super().__init__(
             "too many failed sign-ins with this e-mail; try again after "
-            f"{until.strftime('%Y-%m-%d %H:%M')} UTC, or ask for a password reset"
+            f"{shown.strftime('%Y-%m-%d %H:%M')} UTC, or set a new password through a reset link"
         )
         self.until = until
 
@@ -270,7 +273,8 @@ def set_password(session: Session, token: str, password: str) -> User:
 
     Raises LinkInvalid (unknown, used or expired link) or WeakPassword. The link is spent by a
     conditional update, so two requests with one link at once set one password and refuse the other.
-    The user's other links are spent too, and every session of theirs ends.
+    The user's other links are spent too, every session of theirs ends, and a sign-in lock on their
+    e-mail is lifted (the link reached their mailbox).
     """
     token_hash = _digest(token)
     user = link_user(session, token)
@@ -296,6 +300,8 @@ def set_password(session: Session, token: str, password: str) -> User:
         .where(ConsoleSession.user_id == user.id)
         .execution_options(synchronize_session=False)
     )
+    # The link came to their mailbox: whoever locked the e-mail with wrong passwords, it is theirs.
+    session.execute(delete(SignInThrottle).where(SignInThrottle.email == user.email))
     user.password_hash = password_hash
     session.flush()
     return user
@@ -474,15 +480,20 @@ def end_session(session: Session, token: str | None) -> None:
 def invite_user(
     session: Session, *, email: str, company_id: int | None, role: UserRole, settings: Settings
 ) -> tuple[User, str | None]:
-    """Create a user and invite them (in the caller's transaction). With e-mail configured
-    (`ARV_SMTP_HOST`), a job mails them their link once the transaction commits, and the link returned
-    is None; without, the link is returned for the person who invited to hand over (`make run` has no
-    mail server). Raises what `create_user` raises."""
+    """Create a user and invite them (in the caller's transaction): `create_user`, then
+    `send_invitation`. Raises what `create_user` raises."""
     user = create_user(session, email=email, company_id=company_id, role=role)
+    return user, send_invitation(session, user, settings)
+
+
+def send_invitation(session: Session, user: User, settings: Settings) -> str | None:
+    """Invite `user` (again) to set their password. With e-mail configured (`ARV_SMTP_HOST`), a job
+    mails them a new link once the caller's transaction commits, and None is returned; without, the
+    link is returned for the person who invited to hand over (`make run` has no mail server)."""
     if settings.smtp_host:
         _queue_account_email(session, user, LinkPurpose.INVITE)
-        return user, None
-    return user, issue_link(session, user, purpose=LinkPurpose.INVITE, settings=settings)
+        return None
+    return issue_link(session, user, purpose=LinkPurpose.INVITE, settings=settings)
 
 
 def request_password_reset(session: Session, email: str, settings: Settings) -> None:
