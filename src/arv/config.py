@@ -169,6 +169,21 @@ class Settings(BaseSettings):
     # Past this many open connections and requests in one API process, new requests get 503.
     http_max_connections: int = Field(default=1000, ge=1)
 
+    # ---- console accounts (arv.services.accounts) ----
+    # How long a one-time link to set a password works: an invitation, a reset asked for.
+    console_invite_ttl_s: float = Field(default=7 * 86400.0, gt=0)
+    console_reset_ttl_s: float = Field(default=3600.0, gt=0)
+    # A signed-in console session ends this long after sign-in, however busy.
+    console_session_ttl_s: float = Field(default=14 * 86400.0, gt=0)
+    # This many failed sign-ins of one e-mail, each within `console_sign_in_lock_s` of the previous,
+    # lock that e-mail for `console_sign_in_lock_s` after the last one, right password or not.
+    console_sign_in_max_failures: int = Field(default=5, ge=1)
+    console_sign_in_lock_s: float = Field(default=900.0, gt=0)
+    # argon2id's cost for console passwords: memory in KiB and passes (RFC 9106's second
+    # recommendation by default). Raising them upgrades each stored hash at its next sign-in.
+    console_password_memory_kib: int = Field(default=65536, ge=64)
+    console_password_passes: int = Field(default=3, ge=1)
+
     @model_validator(mode="after")
     def _heartbeat_renews_in_time(self) -> Settings:
         if not 0 < self.job_heartbeat_s <= self.job_lease_s / 2:

@@ -5,7 +5,7 @@ import sys
 from pydantic import ValidationError
 
 # Each module registers its commands on `app` when imported.
-from arv.cli import compile, keys, platform, tasks  # noqa: E402,F401  (registration)
+from arv.cli import compile, keys, platform, tasks, users  # noqa: E402,F401  (registration)
 from arv.cli.app import app
 from arv.private_files import owner_only_umask
 

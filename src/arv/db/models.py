@@ -137,6 +137,79 @@ class ApiKey(Base):
     last_used_at: Mapped[datetime | None]
 
 
+class UserRole(StrEnum):
+    """Values of `User.role`: a company's owner or member, or the operator of the platform."""
+
+    OWNER = "owner"
+    MEMBER = "member"
+    OPERATOR = "operator"
+
+
+class User(Base):
+    """A person who signs in to the console; `company_id` is null exactly for the operator's users.
+
+    `email` is stored normalised (stripped, lower-cased, arv.services.accounts.normalise_email), so
+    the unique key holds for every spelling of one address.
+    """
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    company_id: Mapped[int | None] = mapped_column(ForeignKey("companies.id", ondelete="CASCADE"), index=True)
+    role: Mapped[str] = mapped_column(String(16))
+    # An argon2id hash; null until the person sets a password through their one-time link.
+    password_hash: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_sign_in_at: Mapped[datetime | None]
+
+
+class ConsoleSession(Base):
+    """A signed-in browser: `id` is the SHA-256 of the cookie's random token, which is never stored."""
+
+    __tablename__ = "console_sessions"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class LinkPurpose(StrEnum):
+    """Values of `AccountToken.purpose`: the first password of an invited person, or a new one."""
+
+    INVITE = "invite"
+    RESET = "reset"
+
+
+class AccountToken(Base):
+    """A one-time link to set a password, stored as the SHA-256 of its token; `used_at` set once."""
+
+    __tablename__ = "account_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    purpose: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
+
+
+class SignInThrottle(Base):
+    """Failed sign-ins per normalised e-mail, whether an account has it or not: a lock that only
+    known addresses got would tell which addresses have accounts."""
+
+    __tablename__ = "sign_in_throttles"
+
+    email: Mapped[str] = mapped_column(String(320), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    last_failed_at: Mapped[datetime]
+    locked_until: Mapped[datetime | None]
+
+
 class Project(Base):
     __tablename__ = "projects"
     __table_args__ = (Index("ix_projects_status_expires_at", "status", "expires_at"),)

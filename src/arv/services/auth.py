@@ -63,11 +63,12 @@ def create_key(
 
 @dataclass(frozen=True)
 class Principal:
-    """Who is calling: the operator (admin) or one company, through the key `key_id`."""
+    """Who is calling: the operator (admin) or one company, through the API key `key_id`, or through
+    a console user's session (`key_id` None; arv.services.accounts.principal_for)."""
 
     is_admin: bool
     company_id: int | None
-    key_id: int
+    key_id: int | None
 
     def may_act_for(self, company_id: int) -> bool:
         return self.is_admin or self.company_id == company_id

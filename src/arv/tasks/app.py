@@ -16,7 +16,7 @@ from arv.jobs.queues import QUEUES
 from arv.jobs.queues import Queue as JobQueue
 from arv.logging import configure_logging
 from arv.private_files import private_dir, private_file
-from arv.services import deletion, markers, previews, qr_codes, transcode
+from arv.services import accounts, deletion, markers, previews, qr_codes, transcode
 from arv.services.notify import delivery
 from arv.tasks import filesystem_broker
 from arv.tasks.broker import wakeup_sender
@@ -24,7 +24,7 @@ from arv.tasks.job_tasks import register_job_task
 from arv.tasks.periodic import PERIODIC_TASKS, beat_schedule, register_periodic_task
 
 # The feature modules whose job kinds this app runs: importing one registers its kinds.
-FEATURES = (markers, previews, qr_codes, transcode, delivery, deletion)
+FEATURES = (markers, previews, qr_codes, transcode, delivery, deletion, accounts)
 # Modules that connect Celery signals: task logs and metrics, and every worker's sweeping thread.
 SIGNAL_MODULES = ["arv.tasks.observability", "arv.tasks.sweeper"]
 
