@@ -77,6 +77,10 @@ def arv_env(
         "ARV_LOG_LEVEL": "WARNING",
         "ARV_SECRET_KEY": "test-secret",
         "ARV_PUBLIC_BASE_URL": "http://testserver",
+        # Console passwords hashed at a low argon2 cost: no test is about the cost, and each sign-in
+        # would take 0.4 s at the production one.
+        "ARV_CONSOLE_PASSWORD_MEMORY_KIB": "1024",
+        "ARV_CONSOLE_PASSWORD_PASSES": "1",
     }
     if db_backend == "postgresql":
         url = request.getfixturevalue("postgres_url")

@@ -12,9 +12,9 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from arv.api.fields import mailbox
 from arv.db.models import VideoRotationSchedule
 from arv.db.session import session_scope
+from arv.mail_addresses import mailbox
 from arv.services.rotation import InvalidRotationRule, parse_cron, parse_zone, rotate_scheduled_videos
 from arv.storage import ObjectNotFound, get_storage
 from arv.storage.local import DOWNLOAD_ROUTE, LocalStorage

@@ -71,6 +71,8 @@ def _owned_by(api: TestClient, owner: Tenant) -> Owned:
     requests: dict[tuple[str, str], dict[str, Any]] = {
         ("POST", "/api/projects"): {"json": {"name": "x", "company_id": owner.company_id}},
         ("PATCH", "/api/projects/{project_id}"): {"json": {"name": "renamed"}},
+        ("PATCH", "/api/ar-content/{content_id}"): {"json": {"title": "renamed"}},
+        ("PATCH", "/api/companies/{company_id}/settings"): {"json": {"language": "ru"}},
         ("POST", "/api/keys"): {"json": {"company_id": owner.company_id}},
         ("POST", "/api/portraits/upload"): {
             "files": {"file": ("b.jpg", JPEG, "image/jpeg")},

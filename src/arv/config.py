@@ -179,6 +179,9 @@ class Settings(BaseSettings):
     # lock that e-mail for `console_sign_in_lock_s` after the last one, right password or not.
     console_sign_in_max_failures: int = Field(default=5, ge=1)
     console_sign_in_lock_s: float = Field(default=900.0, gt=0)
+    # The wait before answering a sign-in of an e-mail with failures counted: this after the first,
+    # doubling with each more, up to 8 times it (0: no wait).
+    console_sign_in_delay_s: float = Field(default=0.5, ge=0, le=10)
     # argon2id's cost for console passwords: memory in KiB and passes (RFC 9106's second
     # recommendation by default). Raising them upgrades each stored hash at its next sign-in.
     console_password_memory_kib: int = Field(default=65536, ge=64)

@@ -104,9 +104,9 @@ def place_marker(content_id: int, mind: bytes) -> None:
 
 
 @contextmanager
-def api_server(env: dict[str, str], log_dir: Path) -> Iterator[str]:
-    """A real uvicorn serving the API on a free loopback port; yields its base URL."""
-    port = free_port()
+def api_server(env: dict[str, str], log_dir: Path, *, port: int | None = None) -> Iterator[str]:
+    """A real uvicorn serving the API on `port` (a free loopback port by default); yields its base URL."""
+    port = port or free_port()
     base = f"http://127.0.0.1:{port}"
     server_env = {**os.environ, **env, "ARV_PUBLIC_BASE_URL": base}
     log_path = log_dir / "uvicorn.log"

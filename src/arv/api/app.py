@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError
 
 from arv import __version__
+from arv.api import console
 from arv.api.authentication import AuthenticateBeforeBody
 from arv.api.deps import DATABASE_UNAVAILABLE
 from arv.api.routes import (
@@ -107,6 +108,7 @@ def create_app() -> FastAPI:
     )
     for router in ROUTERS:
         app.include_router(router)
+    console.install(app)
     # Innermost of the middlewares: it needs the route the router picked, and its 401s are counted.
     app.add_middleware(AuthenticateBeforeBody)
     app.middleware("http")(count_requests)

@@ -1,4 +1,4 @@
-"""Auth first: a request for a route that needs a key is refused before the app reads its body.
+"""Auth first: a request for a route that needs a caller is refused before the app reads its body.
 
 FastAPI reads a request's body (a form, a 40 MB upload) before it solves the route's dependencies, so
 `get_principal` alone would answer 401 only once the whole upload was in. This guard sits between the
@@ -12,10 +12,13 @@ dependencies include `get_principal` (directly, or through `require_admin` and t
 also what refuses it without one. The route is the one the router picked (`scope["route"]`, set
 before the route reads its body), so no list of public paths or prefixes is kept here to drift from
 the routes: the viewer, `/healthz`, downloads, `/docs` and any later public page simply do not
-depend on `get_principal`.
+depend on `get_principal`. The console's routes are guarded the same way through their own
+dependency, `current_visitor` (a signed-in session cookie instead of a key).
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import structlog
 from fastapi import HTTPException, status
@@ -24,6 +27,7 @@ from sqlalchemy.exc import DBAPIError
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from arv.api.console.visitors import authenticate_visitor, current_visitor
 from arv.api.deps import DATABASE_UNAVAILABLE, authenticate, get_principal
 
 log = structlog.get_logger(__name__)
@@ -34,28 +38,47 @@ def depends_on(dependant: Dependant, call: object) -> bool:
     return any(dep.call is call or depends_on(dep, call) for dep in dependant.dependencies)
 
 
+def _api_key(scope: Scope) -> None:
+    authenticate(scope, body_pending=True)
+
+
+# Each dependency that names a caller, and how its caller is checked from the request's headers.
+GUARDS: tuple[tuple[object, Callable[[Scope], None]], ...] = (
+    (get_principal, _api_key),
+    (current_visitor, authenticate_visitor),
+)
+
+
 class AuthenticateBeforeBody:
-    """ASGI middleware: no body reaches a route that depends on `get_principal` before its key is valid."""
+    """ASGI middleware: no body reaches a route that depends on `get_principal` (or the console's
+    `current_visitor`) before its caller is known."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        # id(route) -> whether it needs a key; routes live as long as the app.
-        self._needs_key: dict[int, bool] = {}
+        # A route's endpoint -> how its caller is checked, or None. Keyed by the endpoint, not the
+        # route: FastAPI may hand a request a route object made for it, whose id a later one reuses.
+        self._guards: dict[object, Callable[[Scope], None] | None] = {}
 
-    def needs_key(self, route: object) -> bool:
-        known = self._needs_key.get(id(route))
-        if known is None:
+    def guard_of(self, route: object) -> Callable[[Scope], None] | None:
+        endpoint = getattr(route, "endpoint", None)
+        if endpoint not in self._guards:
             dependant = getattr(route, "dependant", None)
-            known = isinstance(dependant, Dependant) and depends_on(dependant, get_principal)
-            self._needs_key[id(route)] = known
-        return known
+            self._guards[endpoint] = next(
+                (
+                    check
+                    for call, check in GUARDS
+                    if isinstance(dependant, Dependant) and depends_on(dependant, call)
+                ),
+                None,
+            )
+        return self._guards[endpoint]
 
     @staticmethod
-    async def authenticate(scope: Scope) -> None:
+    async def authenticate(scope: Scope, check: Callable[[Scope], None]) -> None:
         # FastAPI answers an HTTPException raised while it reads the body as it is; anything else
         # it answers "error parsing the body" (400), so a database down is turned into its 503 here.
         try:
-            await run_in_threadpool(authenticate, scope, body_pending=True)
+            await run_in_threadpool(check, scope)
         except DBAPIError as exc:
             log.warning("api.database_error", error=f"{type(exc.orig).__name__}: {exc.orig}"[:300])
             raise HTTPException(
@@ -74,8 +97,9 @@ class AuthenticateBeforeBody:
             nonlocal checked
             if not checked:
                 route = scope.get("route")
-                if route is not None and self.needs_key(route):
-                    await self.authenticate(scope)  # raises on a bad key: no body is handed on
+                check = self.guard_of(route) if route is not None else None
+                if check is not None:
+                    await self.authenticate(scope, check)  # raises on a bad caller: no body is handed on
                 checked = True
             return await receive()
 

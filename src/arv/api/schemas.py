@@ -87,6 +87,23 @@ class ProjectUpdate(BaseModel):
         return value
 
 
+class CompanySettingsUpdate(BaseModel):
+    """What a company sets for itself: where its notifications go and the language of its pages and
+    messages. Only the fields sent change; null clears the contact e-mail or the Telegram chat."""
+
+    model_config = ConfigDict(extra="forbid")
+    contact_email: Email | None = None
+    telegram_chat_id: Text64 | None = None
+    language: str | None = Field(default=None, pattern="^(en|ru)$")
+
+    @field_validator("language", mode="before")
+    @classmethod
+    def _language_not_null(cls, value: object) -> object:
+        if value is None:
+            raise ValueError("cannot be null; send en or ru, or leave language out")
+        return value
+
+
 class ProjectOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
     id: int
@@ -124,6 +141,21 @@ class ARContentOut(MarkerOut):
     is_active: bool
     active_video_id: int | None
     public_url: str
+
+
+class ARContentUpdate(BaseModel):
+    """Only the fields sent change: the title, or the video the content plays now."""
+
+    model_config = ConfigDict(extra="forbid")
+    title: Text200 | None = None
+    active_video_id: Id | None = None
+
+    @field_validator("title", "active_video_id", mode="before")
+    @classmethod
+    def _not_null(cls, value: object, info: ValidationInfo) -> object:
+        if value is None:
+            raise ValueError(f"cannot be null; leave {info.field_name} out to keep it as it is")
+        return value
 
 
 class RenditionOut(BaseModel):

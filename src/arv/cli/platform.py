@@ -154,5 +154,10 @@ def run(
             "(`arv keys list` shows them all).",
             err=True,
         )
+    typer.echo(
+        f"Web console at {base}/console/; the first operator's account: "
+        "`arv users create --admin --email YOU@EXAMPLE.COM` prints a link to set its password.",
+        err=True,
+    )
     typer.echo("A part that exits is started again. Ctrl-C stops everything.", err=True)
     supervisor.run()

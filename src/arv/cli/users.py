@@ -1,7 +1,8 @@
-"""`arv users create|list`: console accounts, as the operator makes them from a shell.
+"""`arv users create|link|list`: console accounts, as the operator makes them from a shell.
 
 `create` prints the new person's one-time link instead of mailing it: the operator hands it over, and
-the first operator account of a fresh install can only come from here.
+the first operator account of a fresh install can only come from here. `link` prints a new one for an
+existing account (a forgotten password on a server without e-mail).
 """
 
 from __future__ import annotations
@@ -51,6 +52,30 @@ def create(
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
     typer.echo(link)
+
+
+@users_app.command("link")
+def link(email: Annotated[str, typer.Option("--email", help="The account's e-mail address.")]) -> None:
+    """Print a new one-time link to set the account's password (one line); it works for an hour
+    (ARV_CONSOLE_RESET_TTL_S), and the account's old password works until it is used."""
+    from sqlalchemy import select
+
+    from arv.config import get_settings
+    from arv.db.models import LinkPurpose, User
+    from arv.db.session import session_scope
+    from arv.services.accounts import AccountError, issue_link, normalise_email
+
+    try:
+        address = normalise_email(email)
+        with session_scope() as session:
+            user = session.scalars(select(User).where(User.email == address)).one_or_none()
+            if user is None:
+                raise AccountError(f"there is no account for {address}; make one with `arv users create`")
+            printed = issue_link(session, user, purpose=LinkPurpose.RESET, settings=get_settings())
+    except AccountError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(printed)
 
 
 def _when(moment: datetime | None) -> str:

@@ -64,9 +64,9 @@ MIN_PASSWORD_LENGTH = 10
 MAX_PASSWORD_LENGTH = 256
 # `ConsoleSession.last_seen_at` is exact to this many seconds: within it, a visit is not written.
 LAST_SEEN_RESOLUTION_S = 60.0
-# The wait before answering a sign-in doubles with each failure recorded, from this, up to the cap.
-SIGN_IN_DELAY_BASE_S = 0.5
-SIGN_IN_DELAY_MAX_S = 4.0
+# The wait before answering a sign-in doubles with each failure recorded, from
+# `console_sign_in_delay_s`, up to this many times it.
+SIGN_IN_DELAY_MAX_FACTOR = 8
 # A reset mail is sent at most this often to one person, however often the form is sent.
 RESET_MAIL_INTERVAL_S = 60.0
 
@@ -391,10 +391,11 @@ def sign_in(session: Session, email: str, password: str, settings: Settings) -> 
 
 def sign_in_delay_s(session: Session, email: str, *, settings: Settings | None = None) -> float:
     """Seconds the console should wait before answering a sign-in of `email`: 0 while no failure is
-    counted, then `SIGN_IN_DELAY_BASE_S` doubling with each failure counted, up to
-    `SIGN_IN_DELAY_MAX_S`. Failed sign-ins are slowed, and the wait is the same for every e-mail
-    with as many failures, known or not."""
-    lock_s = (settings or get_settings()).console_sign_in_lock_s
+    counted, then `console_sign_in_delay_s` doubling with each failure counted, up to
+    `SIGN_IN_DELAY_MAX_FACTOR` times it. Failed sign-ins are slowed, and the wait is the same for
+    every e-mail with as many failures, known or not."""
+    settings = settings or get_settings()
+    lock_s = settings.console_sign_in_lock_s
     try:
         address = normalise_email(email)
     except InvalidEmail:
@@ -404,7 +405,8 @@ def sign_in_delay_s(session: Session, email: str, *, settings: Settings | None =
     )
     if not failures:
         return 0.0
-    return float(min(SIGN_IN_DELAY_MAX_S, SIGN_IN_DELAY_BASE_S * 2 ** (failures - 1)))
+    base = settings.console_sign_in_delay_s
+    return float(min(base * SIGN_IN_DELAY_MAX_FACTOR, base * 2 ** (failures - 1)))
 
 
 # ---- sessions -----------------------------------------------------------------------------------

@@ -33,6 +33,8 @@ _FAMILY_FORMATS = {
     "video/quicktime": "mov,mp4,m4a,3gp,3g2,mj2",
     "video/webm": "matroska,webm",
 }
+# The media types of the videos accepted (what a file picker may offer).
+VIDEO_CONTENT_TYPES = tuple(_FAMILY_FORMATS)
 # Codecs browsers decode inside WebM; anything else in a WebM is Matroska dressed as WebM.
 _WEBM_VIDEO_CODECS = frozenset({"vp8", "vp9", "av1"})
 # Transfer characteristics of HDR video, as ffprobe names them: PQ and HLG.

@@ -2,17 +2,27 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, Response, UploadFile, status
+from fastapi import APIRouter, File, Form, HTTPException, Response, UploadFile, status
 from sqlalchemy import select
 
 from arv.api.deps import CurrentPrincipal, SessionDep, SettingsDep, StorageDep, get_owned, get_owned_video
 from arv.api.fields import file_name
 from arv.api.paging import BeforeId, CompanyFilter, page
 from arv.api.presenters import ar_content_out, video_out
-from arv.api.schemas import ARContentOut, Id, IdPath, IdQuery, PageLimit, TaskAccepted, Text200, VideoOut
+from arv.api.schemas import (
+    ARContentOut,
+    ARContentUpdate,
+    Id,
+    IdPath,
+    IdQuery,
+    PageLimit,
+    TaskAccepted,
+    Text200,
+    VideoOut,
+)
 from arv.api.uploads import StoredUntilCommit, read_upload, refused
 from arv.config import Settings
-from arv.db.models import ARContent, Project, Video
+from arv.db.models import ARContent, Project, Video, VideoRotationSchedule
 from arv.services import deletion, markers, previews, qr_codes, quotas, transcode
 from arv.services.uploads import UploadRefused, check_image
 from arv.services.video_probe import VideoProbe, probe_video
@@ -149,6 +159,39 @@ def read_ar_content(
     return ar_content_out(
         get_owned(session, principal, ARContent, content_id, "AR content"), storage, settings
     )
+
+
+@router.patch("/{content_id}", response_model=ARContentOut)
+def update_ar_content(
+    content_id: IdPath,
+    body: ARContentUpdate,
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    settings: SettingsDep,
+    storage: StorageDep,
+) -> ARContentOut:
+    """Rename, or choose the video the content plays now (one of its own). With a rotation schedule
+    that holds the video, the rotation goes on from it; a video outside the schedule plays until the
+    next rotation."""
+    content = get_owned(session, principal, ARContent, content_id, "AR content")
+    if body.title is not None:
+        content.title = body.title
+    if body.active_video_id is not None:
+        video = session.get(Video, body.active_video_id)
+        if video is None or video.ar_content_id != content.id:
+            raise HTTPException(
+                status.HTTP_422_UNPROCESSABLE_CONTENT,
+                f"video {body.active_video_id} is not a video of AR content {content.id}",
+            )
+        schedule = session.scalars(
+            select(VideoRotationSchedule).where(VideoRotationSchedule.ar_content_id == content.id)
+        ).one_or_none()
+        sequence = [int(v) for v in schedule.video_sequence] if schedule is not None else []
+        if schedule is not None and video.id in sequence:
+            schedule.current_index = sequence.index(video.id)
+        content.active_video_id = video.id
+    session.commit()
+    return ar_content_out(content, storage, settings)
 
 
 @router.post(

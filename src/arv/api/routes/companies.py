@@ -8,6 +8,7 @@ from arv.api.schemas import (
     CompanyCreate,
     CompanyOut,
     CompanyQuotasUpdate,
+    CompanySettingsUpdate,
     CompanyUsageOut,
     IdPath,
     QuotaUsageOut,
@@ -46,6 +47,19 @@ def update_company_quotas(
 ) -> Company:
     """Set the company's own quotas (operator only): a number replaces the setting, null restores it."""
     company = _visible_company(session, admin, company_id)
+    for field in body.model_fields_set:
+        setattr(company, field, getattr(body, field))
+    session.commit()
+    return company
+
+
+@router.patch("/{company_id}/settings", response_model=CompanyOut)
+def update_company_settings(
+    company_id: IdPath, body: CompanySettingsUpdate, session: SessionDep, principal: CurrentPrincipal
+) -> Company:
+    """A company's own settings (its key, or the operator's): the contact e-mail and Telegram chat
+    its notifications go to, and its language."""
+    company = _visible_company(session, principal, company_id)
     for field in body.model_fields_set:
         setattr(company, field, getattr(body, field))
     session.commit()
