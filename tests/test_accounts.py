@@ -714,3 +714,45 @@ def test_a_mailbox_the_server_refuses_fails_the_mail_for_good(mail: MailServer) 
     (job,) = account_jobs()
     assert job.status == JobStatus.FAILED and "550" in (job.error or "")
     assert mail.messages == []
+
+
+# ---- housekeeping -------------------------------------------------------------------------------
+
+
+def test_the_prune_pass_deletes_ended_sessions_spent_links_and_stale_failures_only(
+    env: dict[str, str],
+) -> None:
+    ann = signed_up()
+    settings = get_settings()
+    with session_scope() as session:
+        user = session.get(User, ann.id)
+        assert user is not None
+        live_token, _ = accounts.start_session(session, user, settings)
+        ended_token, ended = accounts.start_session(session, user, settings)
+        ended.expires_at = utcnow() - timedelta(seconds=1)
+    live_link = token_of(invite("bo@sunny.example", make_company("Other")))
+    invite("cy@sunny.example", make_company("Third"))
+    with session_scope() as session:
+        session.execute(
+            update(AccountToken)
+            .where(AccountToken.user_id == account("cy@sunny.example").id)
+            .values(expires_at=utcnow() - timedelta(seconds=1))
+        )
+    for email in ("stale@x.example", "locked@x.example", "recent@x.example"):
+        attempt(email, "wrong password 1")
+    for _ in range(MAX_FAILURES):
+        attempt("locked@x.example", "wrong password 2")
+    move_throttle_back("stale@x.example", settings.console_sign_in_lock_s + 1)
+
+    with session_scope() as session:
+        pruned = accounts.prune_console_accounts(session, settings)
+    # Ann's invitation (used) and Cy's expired link go; Bo's live link and the live session stay.
+    assert pruned == {"sessions_deleted": 1, "links_deleted": 2, "sign_in_failures_deleted": 1}
+    with session_scope() as session:
+        assert accounts.resolve_session(session, live_token) is not None
+        assert accounts.resolve_session(session, ended_token) is None
+        assert accounts.link_user(session, live_link).email == "bo@sunny.example"
+        left = set(session.scalars(select(SignInThrottle.email)))
+    assert left == {"locked@x.example", "recent@x.example"}
+    with session_scope() as session:
+        assert set(accounts.prune_console_accounts(session, settings).values()) == {0}

@@ -87,6 +87,9 @@ class Settings(BaseSettings):
     orphan_grace_s: float = 3600.0
     # Seconds between runs of the orphaned storage object collection.
     orphan_collect_interval_s: float = 900.0
+    # Seconds between runs of the pass that deletes ended console sessions, spent or expired links
+    # and sign-in failures no longer counted.
+    console_prune_interval_s: float = 3600.0
 
     # Filesystem broker polling interval (embedded default only).
     filesystem_poll_interval_s: float = 0.05

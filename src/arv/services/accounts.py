@@ -623,3 +623,28 @@ ACCOUNT_EMAIL = register(
         permanent_errors=(DeliveryRefused, OutcomeUnknown),
     )
 )
+
+
+# ---- housekeeping -------------------------------------------------------------------------------
+
+
+def prune_console_accounts(session: Session, settings: Settings) -> dict[str, int]:
+    """Delete what can never count again: sessions past their end, links used or expired, and the
+    failure counts of e-mails neither locked nor within the lock time of their last failure. Three
+    set-based DELETEs on the database's clock; running it twice deletes nothing the second time."""
+    now = db_now()
+    sessions = session.execute(delete(ConsoleSession).where(ConsoleSession.expires_at < now))
+    links = session.execute(
+        delete(AccountToken).where((AccountToken.used_at.is_not(None)) | (AccountToken.expires_at < now))
+    )
+    throttles = session.execute(
+        delete(SignInThrottle).where(
+            ~_throttle_fresh(settings.console_sign_in_lock_s),
+            SignInThrottle.locked_until.is_(None) | (SignInThrottle.locked_until < now),
+        )
+    )
+    return {
+        "sessions_deleted": sessions.rowcount,  # type: ignore[attr-defined]
+        "links_deleted": links.rowcount,  # type: ignore[attr-defined]
+        "sign_in_failures_deleted": throttles.rowcount,  # type: ignore[attr-defined]
+    }

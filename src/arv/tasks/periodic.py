@@ -1,5 +1,6 @@
 """The periodic tasks Beat sends: the job sweep, expiry warnings and deactivation, video rotation, the
-notification fan-out and the collection of orphaned storage objects, each declared once here.
+notification fan-out, the collection of orphaned storage objects and the pruning of ended console
+sessions and links, each declared once here.
 
 Each is thin: one set-based service pass, returning the counts it changed, recorded in `task_runs`
 (its start, end and error) for /healthz and /metrics. They need no job rows: a lost or duplicated
@@ -23,7 +24,7 @@ from arv.jobs.kinds import queue_time_limits
 from arv.jobs.queues import Queue
 from arv.jobs.sweep import SWEEP_TASK, run_sweep
 from arv.metrics import ORPHANED_OBJECTS_DELETED
-from arv.services import expiry, orphans, rotation
+from arv.services import accounts, expiry, orphans, rotation
 from arv.services.notify import outbox
 from arv.storage import get_storage
 from arv.tasks.broker import queue_lengths
@@ -87,6 +88,12 @@ def _collect_orphaned_objects(_app: Celery) -> dict[str, int]:
     return result.to_dict()
 
 
+def _prune_console_accounts(_app: Celery) -> dict[str, int]:
+    """Delete ended console sessions, spent or expired one-time links and stale sign-in failures."""
+    with session_scope() as session:
+        return accounts.prune_console_accounts(session, get_settings())
+
+
 PERIODIC_TASKS: tuple[PeriodicTask, ...] = (
     PeriodicTask(SWEEP_TASK, _sweep, lambda s: s.sweep_interval_s),
     PeriodicTask("check_expiring_projects", _check_expiring_projects, lambda s: s.expiry_check_interval_s),
@@ -103,6 +110,7 @@ PERIODIC_TASKS: tuple[PeriodicTask, ...] = (
     PeriodicTask(
         "collect_orphaned_objects", _collect_orphaned_objects, lambda s: s.orphan_collect_interval_s
     ),
+    PeriodicTask("prune_console_accounts", _prune_console_accounts, lambda s: s.console_prune_interval_s),
 )
 
 
