@@ -556,6 +556,22 @@ def test_arv_users_create_prints_a_link_that_sets_the_password(env: dict[str, st
 
 
 @SQLITE
+def test_arv_users_link_prints_a_new_link_for_an_existing_account_only(env: dict[str, str]) -> None:
+    ann = signed_up()
+    made = cli("users", "link", "--email", " ANN@sunny.example")
+    assert made.exit_code == 0 and made.stdout.count("\n") == 1, made.output
+    set_password(token_of(made.stdout.strip()), "another passphrase")
+    assert isinstance(attempt("ann@sunny.example", "another passphrase"), User)
+    assert account("ann@sunny.example").id == ann.id
+    for email, words in (
+        ("nobody@sunny.example", "there is no account"),
+        ("not-an-address", "not an e-mail"),
+    ):
+        refused = cli("users", "link", "--email", email)
+        assert refused.exit_code == 1 and refused.stdout == "" and words in refused.stderr, refused.output
+
+
+@SQLITE
 def test_arv_users_create_says_in_one_line_what_it_cannot_do(env: dict[str, str]) -> None:
     company = make_company()
     assert cli("users", "create", "--company", str(company), "--email", "ann@sunny.example").exit_code == 0

@@ -132,10 +132,12 @@ def test_a_new_studio_s_first_day_in_the_console(arv_env: dict[str, str], tmp_pa
             # The downloads: the QR code and the print sheet both lead to the content's public page.
             public_url = owner["publicUrl"]
             assert public_url.startswith(f"{base}/ar/")
+            # OpenCV's ArUco-based reader: the plain one can take a busy photo's detail for finder
+            # patterns (tests/test_print_sheets.py).
             qr = cv2.imread(str(downloads / "qr.png"))
-            assert cv2.QRCodeDetector().detectAndDecode(qr)[0] == public_url
+            assert cv2.QRCodeDetectorAruco().detectAndDecode(qr)[0] == public_url
             sheet = _pdf_page(downloads / "print-10x15.pdf", dpi=150)
-            assert cv2.QRCodeDetector().detectAndDecode(sheet)[0] == public_url
+            assert cv2.QRCodeDetectorAruco().detectAndDecode(sheet)[0] == public_url
             # The print, held up to a phone's camera: the public page finds it.
             print_jpeg = cv2.imencode(".jpg", sheet)[1].tobytes()
             camera = camera_showing(print_jpeg, tmp_path / "print.y4m", seconds=4.0)
