@@ -32,7 +32,7 @@ def test_company_sets_reads_and_stops_a_rotation_schedule(api: TestClient, tenan
     assert upcoming > datetime.now(UTC)
     local = upcoming.astimezone(ZoneInfo("Europe/Moscow"))
     assert (local.weekday(), local.hour, local.minute) == (4, 18, 30)
-    assert schedule["description"] == "the next video every Friday at 18:30 (Europe/Moscow)"
+    assert schedule["description"] == "Every Friday at 18:30 (Europe/Moscow)"
 
     read = api.get(f"/api/ar-content/{content}/rotation", headers=tenant.headers)
     assert read.status_code == 200 and read.json() == schedule

@@ -103,7 +103,7 @@ async function ownerPart() {
   });
   await page.evaluate(() => {
     window.__progress = [];
-    const bar = document.querySelector("#upload-progress");
+    const bar = document.querySelector("#content-upload progress");
     const sample = () => {
       const last = window.__progress[window.__progress.length - 1];
       if (bar.value !== last) window.__progress.push(bar.value);
@@ -111,7 +111,7 @@ async function ownerPart() {
     window.__sampler = setInterval(sample, 20);
   });
   const landed = page.waitForURL(/\/console\/contents\/\d+/, { timeout: 120000 });
-  await page.click("form[data-upload] button[type=submit]");
+  await page.click("#content-upload button[type=submit]");
   // Read the samples before the page moves on: the last ones are taken from the bar as it stood.
   const samples = [];
   while (!/\/console\/contents\//.test(page.url())) {

@@ -42,6 +42,13 @@ __all__ = [
 ]
 
 
+def refuse_null(value: object, info: ValidationInfo) -> object:
+    """For a PATCH field that may be left out but not sent as null."""
+    if value is None:
+        raise ValueError(f"cannot be null; leave {info.field_name} out to keep it as it is")
+    return value
+
+
 class CompanyCreate(BaseModel):
     name: Text200
     contact_email: Email | None = None
@@ -79,12 +86,7 @@ class ProjectUpdate(BaseModel):
     expires_at: Instant | None = None
     notify_before_expiry_days: int | None = Field(default=None, ge=0, le=365)
 
-    @field_validator("name", "notify_before_expiry_days", mode="before")
-    @classmethod
-    def _not_null(cls, value: object, info: ValidationInfo) -> object:
-        if value is None:
-            raise ValueError(f"cannot be null; leave {info.field_name} out to keep it as it is")
-        return value
+    _not_null = field_validator("name", "notify_before_expiry_days", mode="before")(refuse_null)
 
 
 class CompanySettingsUpdate(BaseModel):
@@ -96,12 +98,7 @@ class CompanySettingsUpdate(BaseModel):
     telegram_chat_id: Text64 | None = None
     language: str | None = Field(default=None, pattern="^(en|ru)$")
 
-    @field_validator("language", mode="before")
-    @classmethod
-    def _language_not_null(cls, value: object) -> object:
-        if value is None:
-            raise ValueError("cannot be null; send en or ru, or leave language out")
-        return value
+    _not_null = field_validator("language", mode="before")(refuse_null)
 
 
 class ProjectOut(BaseModel):
@@ -150,12 +147,7 @@ class ARContentUpdate(BaseModel):
     title: Text200 | None = None
     active_video_id: Id | None = None
 
-    @field_validator("title", "active_video_id", mode="before")
-    @classmethod
-    def _not_null(cls, value: object, info: ValidationInfo) -> object:
-        if value is None:
-            raise ValueError(f"cannot be null; leave {info.field_name} out to keep it as it is")
-        return value
+    _not_null = field_validator("title", "active_video_id", mode="before")(refuse_null)
 
 
 class RenditionOut(BaseModel):

@@ -400,23 +400,6 @@ def rotate_scheduled_videos(
     return RotationPassResult(len(rotated), switched)
 
 
-def describe(rule: RotationRule) -> str:
-    """The rule in words, for people reading the API."""
-    at = rule.time_of_day_text
-    zone = rule.zone.key
-    if rule.cron_expression:
-        prefix = "a random other video" if rule.rotation_type == "random" else "the next video"
-        return f"{prefix} at each '{rule.cron_expression}' ({zone})"
-    if rule.rotation_type == "weekly":
-        assert rule.day_of_week is not None
-        return f"the next video every {WEEKDAYS[rule.day_of_week]} at {at} ({zone})"
-    if rule.rotation_type == "monthly":
-        return f"the next video on day {rule.day_of_month} of each month at {at} ({zone})"
-    if rule.rotation_type == "random":
-        return f"a random other video every day at {at} ({zone})"
-    return f"the next video every day at {at} ({zone})"
-
-
 # The words of `describe_schedule`, per language. Weekday names are indexed from 0 (Monday), as
 # `day_of_week` is: "every <day>" takes the English name, Russian an accusative with the matching
 # "every" ("каждую среду"); a list of days reads "on Mondays and Fridays" / "по понедельникам и пятницам".

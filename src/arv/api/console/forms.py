@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 
 from fastapi import HTTPException, status
 from pydantic import BaseModel, TypeAdapter, ValidationError
+from sqlalchemy.orm import Session
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -47,10 +48,15 @@ def value(kind: Any, raw: Any, field: str) -> Any:
         raise FormRefused(f"{field}: {_validation_sentence(exc)}") from None
 
 
-def refusal(exc: HTTPException | FormRefused) -> tuple[str, int]:
-    """The sentence and status of a refusal, for the page that shows it."""
+def refusal(session: Session, exc: HTTPException | FormRefused) -> tuple[str, int]:
+    """Undo what the refused operation began, and say why (the sentence and the status) for the
+    page that shows the form again. A record that is not the visitor's (404) is raised again: the
+    page is then as absent as the record."""
+    session.rollback()
     if isinstance(exc, FormRefused):
         return str(exc), exc.status_code
+    if exc.status_code == status.HTTP_404_NOT_FOUND:
+        raise exc
     return str(exc.detail), exc.status_code
 
 

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from arv.api.deps import CurrentPrincipal, SessionDep, get_owned
 from arv.api.schemas import CronText, Id, IdPath, Text16, Text64
 from arv.db.models import ARContent, Video, VideoRotationSchedule, utcnow
-from arv.services.rotation import InvalidRotationRule, RotationRule, describe, next_rotation_at
+from arv.services.rotation import InvalidRotationRule, RotationRule, describe_schedule, next_rotation_at
 
 router = APIRouter(prefix="/api/ar-content", tags=["rotation"])
 
@@ -79,7 +79,7 @@ def _out(schedule: VideoRotationSchedule, content: ARContent) -> RotationOut:
         active_video_id=content.active_video_id,
         next_rotation_at=schedule.next_rotation_at,
         last_rotated_at=schedule.last_rotated_at,
-        description=describe(RotationRule.of(schedule)),
+        description=describe_schedule(schedule, "en"),
     )
 
 

@@ -295,10 +295,7 @@ def _refused(
 ) -> Response:  # fmt: skip
     from arv.storage import get_storage
 
-    session.rollback()
-    sentence, code = refusal(exc)
-    if isinstance(exc, HTTPException) and code == status.HTTP_404_NOT_FOUND:
-        raise exc
+    sentence, code = refusal(session, exc)
     if SCRIPT_HEADER in request.headers:
         return JSONResponse({"detail": sentence}, status_code=code)
     return content_page(request, session, visitor, settings, get_storage(), content_id, error=sentence,

@@ -56,8 +56,7 @@ def create_company(
         change = body(CompanyCreate, name=name, contact_email=contact_email or None, language=language)
         companies_api.create_company(change, session, visitor.principal)
     except (FormRefused, HTTPException) as exc:
-        session.rollback()
-        sentence, code = refusal(exc)
+        sentence, code = refusal(session, exc)
         return _companies_page(request, session, visitor, error=sentence, code=code)
     return RedirectResponse("/console/companies?done=company_created", status_code=303)
 
@@ -76,8 +75,8 @@ def invite_owner(
     try:
         invited = invite(session, email=email, company_id=company_id, role=UserRole.OWNER, settings=settings)
     except FormRefused as exc:
-        session.rollback()
-        return _companies_page(request, session, visitor, error=str(exc), code=exc.status_code)
+        sentence, code = refusal(session, exc)
+        return _companies_page(request, session, visitor, error=sentence, code=code)
     return _companies_page(request, session, visitor, invited=invited)
 
 

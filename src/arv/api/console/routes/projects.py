@@ -80,8 +80,7 @@ def create_project(
             settings,
         )  # fmt: skip
     except (FormRefused, HTTPException) as exc:
-        session.rollback()
-        sentence, code = refusal(exc)
+        sentence, code = refusal(session, exc)
         return _projects_page(request, session, visitor, error=sentence, code=code)
     return RedirectResponse(f"/console/projects/{created.id}?done=project_created", status_code=303)
 
@@ -142,10 +141,7 @@ def update_project(
         change.expires_at = expiry_of(expires_on)  # sent as null when empty: the expiry is removed
         projects_api.update_project(project_id, change, session, visitor.principal)
     except (FormRefused, HTTPException) as exc:
-        session.rollback()
-        sentence, code = refusal(exc)
-        if code == status.HTTP_404_NOT_FOUND:
-            raise
+        sentence, code = refusal(session, exc)
         return project_page(request, session, visitor, settings, project_id, error=sentence, code=code)
     return RedirectResponse(f"/console/projects/{project_id}?done=saved", status_code=303)
 
@@ -180,10 +176,7 @@ def create_content(
             image, video,
         )  # fmt: skip
     except (FormRefused, HTTPException) as exc:
-        session.rollback()
-        sentence, code = refusal(exc)
-        if code == status.HTTP_404_NOT_FOUND and isinstance(exc, HTTPException):
-            raise
+        sentence, code = refusal(session, exc)
         scripted = _answer(request, None, sentence, code)
         return scripted or project_page(request, session, visitor, settings, project_id, error=sentence,
                                         code=code, title=title)  # fmt: skip

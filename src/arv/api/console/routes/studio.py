@@ -54,10 +54,8 @@ def resend(request: Request, notification_id: int, session: SessionDep, visitor:
     try:
         notifications_api.resend_notification(notification_id, session, visitor.principal)
     except HTTPException as exc:
-        session.rollback()
-        if exc.status_code == status.HTTP_404_NOT_FOUND:
-            raise
-        return _notifications_page(request, session, visitor, error=str(exc.detail), code=exc.status_code)
+        sentence, code = refusal(session, exc)
+        return _notifications_page(request, session, visitor, error=sentence, code=code)
     return RedirectResponse("/console/notifications?done=resent", status_code=303)
 
 
@@ -92,8 +90,7 @@ def create_key(
             body(KeyCreate, label=label or None, company_id=visitor.company_id), session, visitor.principal
         )
     except (FormRefused, HTTPException) as exc:
-        session.rollback()
-        sentence, code = refusal(exc)
+        sentence, code = refusal(session, exc)
         return _keys_page(request, session, visitor, error=sentence, code=code)
     return _keys_page(request, session, visitor, new_key=created.key, code=status.HTTP_201_CREATED)
 
@@ -103,10 +100,8 @@ def revoke_key(request: Request, key_id: int, session: SessionDep, visitor: Owne
     try:
         keys_api.revoke_api_key(key_id, session, visitor.principal)
     except HTTPException as exc:
-        session.rollback()
-        if exc.status_code == status.HTTP_404_NOT_FOUND:
-            raise
-        return _keys_page(request, session, visitor, error=str(exc.detail), code=exc.status_code)
+        sentence, code = refusal(session, exc)
+        return _keys_page(request, session, visitor, error=sentence, code=code)
     return RedirectResponse("/console/keys?done=key_revoked", status_code=303)
 
 
@@ -160,8 +155,7 @@ def save_settings(
         change.contact_email, change.telegram_chat_id = sent.contact_email, sent.telegram_chat_id
         companies_api.update_company_settings(company.id, change, session, visitor.principal)
     except (FormRefused, HTTPException) as exc:
-        session.rollback()
-        sentence, code = refusal(exc)
+        sentence, code = refusal(session, exc)
         return settings_page(request, session, visitor, error=sentence, code=code)
     return RedirectResponse("/console/settings?done=saved", status_code=303)
 
@@ -194,8 +188,8 @@ def invite_member(
     try:
         invited = invite(session, email=email, company_id=company.id, role=role, settings=settings)
     except FormRefused as exc:
-        session.rollback()
-        return settings_page(request, session, visitor, error=str(exc), code=exc.status_code)
+        sentence, code = refusal(session, exc)
+        return settings_page(request, session, visitor, error=sentence, code=code)
     return settings_page(request, session, visitor, invited=invited)
 
 
