@@ -22,7 +22,8 @@ from tests.support.console import PASSWORD, csrf_of, make_user, page_token, sign
 from tests.support.images import photo_jpeg
 from tests.support.viewer import create_content
 
-pytestmark = pytest.mark.parametrize("db_backend", ["sqlite"], indirect=True)
+# SQLite unless the SQL itself is the point: the rules checked here are the same on both databases.
+SQLITE = pytest.mark.parametrize("db_backend", ["sqlite"], indirect=True)
 
 
 def _set_cookies(response) -> dict[str, SimpleCookie]:  # type: ignore[no-untyped-def]
@@ -39,6 +40,7 @@ def _session_cookie(client: TestClient) -> str | None:
     return client.cookies.get("arv_session", path="/console")
 
 
+@SQLITE
 def test_a_form_without_its_csrf_token_is_refused_and_changes_nothing(
     api: TestClient, tenant: Tenant
 ) -> None:
@@ -67,6 +69,7 @@ def _fill(path: str, ids: dict[str, str]) -> str:
     return re.sub(r"\{(\w+)\}", lambda m: ids[m.group(1)], path)
 
 
+@SQLITE
 def test_another_companys_user_gets_404_on_every_console_route_with_this_companys_ids(
     api: TestClient, make_tenant, tmp_path
 ) -> None:  # type: ignore[no-untyped-def]
@@ -132,6 +135,7 @@ def test_another_companys_user_gets_404_on_every_console_route_with_this_company
         assert "Ours" not in page and "ours@" not in page and key["prefix"] not in page, path
 
 
+@SQLITE
 def test_the_session_id_changes_at_every_sign_in_and_the_old_one_stops_working(
     api: TestClient, tenant: Tenant
 ) -> None:
@@ -156,6 +160,7 @@ def test_the_session_id_changes_at_every_sign_in_and_the_old_one_stops_working(
     assert replay.get("/console/", follow_redirects=False).status_code == 303
 
 
+@SQLITE
 def test_failed_sign_ins_are_slowed_then_locked_even_for_the_right_password(
     api: TestClient, tenant: Tenant, arv_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -189,6 +194,7 @@ def test_failed_sign_ins_are_slowed_then_locked_even_for_the_right_password(
     assert _session_cookie(api)
 
 
+@SQLITE
 def test_cookies_are_httponly_samesite_lax_scoped_to_the_console_and_secure_behind_https(
     api: TestClient, tenant: Tenant, arv_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -212,6 +218,7 @@ def test_cookies_are_httponly_samesite_lax_scoped_to_the_console_and_secure_behi
         assert _set_cookies(signed_in)["arv_session"]["arv_session"]["secure"]
 
 
+@SQLITE
 def test_a_visitor_who_is_not_signed_in_is_sent_to_sign_in_and_back_but_never_off_site(
     api: TestClient, tenant: Tenant
 ) -> None:
@@ -239,6 +246,7 @@ def test_a_visitor_who_is_not_signed_in_is_sent_to_sign_in_and_back_but_never_of
     assert refused.status_code == 401
 
 
+@SQLITE
 def test_keys_settings_and_the_team_are_the_owners_and_operator_pages_are_absent_for_studios(
     api: TestClient, tenant: Tenant
 ) -> None:
@@ -253,6 +261,7 @@ def test_keys_settings_and_the_team_are_the_owners_and_operator_pages_are_absent
     assert api.post("/console/team", data={"email": "x@studio.test", "csrf_token": token}).status_code == 403
 
 
+@SQLITE
 def test_an_upload_the_api_refuses_shows_its_reason_and_leaves_nothing_behind(
     api: TestClient, tenant: Tenant, arv_env: dict[str, str]
 ) -> None:
@@ -284,6 +293,7 @@ def test_an_upload_the_api_refuses_shows_its_reason_and_leaves_nothing_behind(
     assert not [p for p in storage.rglob("*") if p.is_file()] if storage.exists() else True
 
 
+@SQLITE
 def test_the_operator_creates_a_company_and_invites_its_owner_whose_link_works_once(
     api: TestClient, arv_env: dict[str, str]
 ) -> None:
@@ -318,6 +328,7 @@ def test_the_operator_creates_a_company_and_invites_its_owner_whose_link_works_o
     assert again.status_code == 404
 
 
+@SQLITE
 def test_the_content_page_shows_the_marker_s_quality_and_its_forms_act_through_the_api(
     api: TestClient, tenant: Tenant, tmp_path
 ) -> None:  # type: ignore[no-untyped-def]
@@ -387,6 +398,7 @@ def test_the_content_page_shows_the_marker_s_quality_and_its_forms_act_through_t
     assert recompiled.status_code == 200 and "being compiled again" in recompiled.text
 
 
+@SQLITE
 def test_an_owner_makes_and_revokes_keys_sets_the_company_s_channels_and_invites_the_team(
     api: TestClient, tenant: Tenant
 ) -> None:
@@ -430,6 +442,7 @@ def test_an_owner_makes_and_revokes_keys_sets_the_company_s_channels_and_invites
     assert again.status_code == 422 and "already" in again.text
 
 
+@SQLITE
 def test_the_api_chooses_a_content_s_video_and_a_company_sets_its_own_channels(
     api: TestClient, make_tenant
 ) -> None:  # type: ignore[no-untyped-def]
@@ -463,3 +476,23 @@ def test_the_api_chooses_a_content_s_video_and_a_company_sets_its_own_channels(
         f"/api/companies/{ours.company_id}/settings", json={"quota_stored_bytes": 1}, headers=ours.headers
     )
     assert quotas.status_code == 422  # quotas are the operator's (PATCH /api/companies/{id})
+
+
+def test_ids_no_database_holds_are_a_page_saying_so_not_a_database_error(
+    api: TestClient, tenant: Tenant
+) -> None:
+    make_user("owner@studio.test", company_id=tenant.company_id, role=UserRole.OWNER)
+    sign_in(api, "owner@studio.test")
+    token = page_token(api)
+    for path in (
+        "/console/projects/99999999999999999999",
+        "/console/contents/0",
+        "/console/contents/-1/status",
+    ):
+        answer = api.get(path)
+        assert answer.status_code == 422, (path, answer.status_code)
+    page = api.get("/console/projects/2147483648")
+    assert page.headers["content-type"].startswith("text/html") and "less than or equal" in page.text
+    posted = api.post("/console/keys/99999999999999999999/revoke", data={"csrf_token": token})
+    assert posted.status_code == 422
+    assert api.get("/console/projects/2147483647").status_code == 404

@@ -120,12 +120,14 @@ def create_app() -> FastAPI:
     get_celery_app()
 
     @app.exception_handler(RequestValidationError)
-    async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _validation_error(request: Request, exc: RequestValidationError) -> Response:
         errors = validation_errors(exc)
         problems = "; ".join(
             f"{err['field']}{' ' if err['ours'] else ': '}{err['msg']}" if err["field"] else err["msg"]
             for err in errors
         )
+        if console.is_console_page(request):
+            return await console.error_page(request, 422, problems or "invalid request")
         listed = [{"loc": err["loc"], "msg": err["msg"], "type": err["type"]} for err in errors]
         return JSONResponse({"detail": problems or "invalid request", "errors": listed}, status_code=422)
 

@@ -6,6 +6,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from fastapi import APIRouter, FastAPI, HTTPException, Request, status
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import FileResponse, RedirectResponse, Response
@@ -59,19 +61,32 @@ async def _sign_in_required(request: Request, exc: Exception) -> Response:
     return RedirectResponse(login_location(exc.path), status_code=status.HTTP_303_SEE_OTHER)
 
 
+def is_console_page(request: Request) -> bool:
+    """Whether a refusal of this request is answered with a console page (not the API's JSON): a
+    console address that is not a file, a status poll or the console script's own request."""
+    return _is_page(request) and "x-arv-console" not in request.headers
+
+
+async def error_page(
+    request: Request, status_code: int, message: str, headers: Mapping[str, str] | None = None
+) -> Response:
+    """A refusal as a console page in the visitor's words (the API's sentence as its message)."""
+    visitor = await run_in_threadpool(find_visitor, request.scope)
+    words = words_for(request, visitor)
+    heading = words[_HEADINGS.get(status_code, "error_title")]
+    response = render(request, "error.html", visitor, status_code=status_code, heading=heading,
+                      message=message, error=None)  # fmt: skip
+    for name, value in (headers or {}).items():
+        response.headers.setdefault(name, value)
+    return response
+
+
 async def _http_error(request: Request, exc: Exception) -> Response:
     """Under /console a refusal is a page in the visitor's words; elsewhere the API's JSON."""
     assert isinstance(exc, StarletteHTTPException)
-    if not _is_page(request) or "x-arv-console" in request.headers:
+    if not is_console_page(request):
         return await http_exception_handler(request, exc)
-    visitor = await run_in_threadpool(find_visitor, request.scope)
-    words = words_for(request, visitor)
-    heading = words[_HEADINGS.get(exc.status_code, "error_title")]
-    response = render(request, "error.html", visitor, status_code=exc.status_code, heading=heading,
-                      message=str(exc.detail), error=None)  # fmt: skip
-    for name, value in (exc.headers or {}).items():
-        response.headers.setdefault(name, value)
-    return response
+    return await error_page(request, exc.status_code, str(exc.detail), exc.headers)
 
 
 def install(app: FastAPI) -> None:

@@ -28,7 +28,7 @@ from arv.api.routes import ar_content as ar_content_api
 from arv.api.routes import previews as previews_api
 from arv.api.routes import qr_codes as qr_api
 from arv.api.routes import rotation as rotation_api
-from arv.api.schemas import ARContentUpdate
+from arv.api.schemas import ARContentUpdate, IdPath
 from arv.db.models import ARContent, MarkerStatus, Project, Video, VideoRotationSchedule
 from arv.services import marker_quality, print_sheets, public_content, rotation
 from arv.storage import ObjectNotFound, Storage
@@ -125,7 +125,7 @@ def content_page(
     visitor: Visitor,
     settings: SettingsDep,
     storage: Storage,
-    content_id: int,
+    content_id: IdPath,
     *,
     error: str | None = None,
     code: int = 200,
@@ -162,7 +162,7 @@ def content_page(
 @router.get("/{content_id}", response_class=HTMLResponse)
 def content(
     request: Request,
-    content_id: int,
+    content_id: IdPath,
     session: SessionDep,
     visitor: CurrentVisitor,
     settings: SettingsDep,
@@ -173,7 +173,7 @@ def content(
 
 @router.get("/{content_id}/status")
 def content_status(
-    request: Request, content_id: int, session: SessionDep, visitor: CurrentVisitor
+    request: Request, content_id: IdPath, session: SessionDep, visitor: CurrentVisitor
 ) -> JSONResponse:
     """What the page's script polls: the marker's status and each video's, in the page's words."""
     words = words_for(request, visitor)
@@ -216,7 +216,7 @@ def _stored(storage: Storage, key: str | None, missing: str) -> bytes:
 
 @router.get("/{content_id}/quality.png")
 def quality_picture(
-    content_id: int, session: SessionDep, visitor: CurrentVisitor, storage: StorageDep
+    content_id: IdPath, session: SessionDep, visitor: CurrentVisitor, storage: StorageDep
 ) -> Response:
     """The photo with the marker's feature points on it and its weak parts shaded."""
     content = _content(session, visitor, content_id)
@@ -229,23 +229,25 @@ def quality_picture(
 
 
 @router.get("/{content_id}/thumbnail.jpg")
-def thumbnail(content_id: int, session: SessionDep, visitor: CurrentVisitor, storage: StorageDep) -> Response:
+def thumbnail(
+    content_id: IdPath, session: SessionDep, visitor: CurrentVisitor, storage: StorageDep
+) -> Response:
     return previews_api.content_thumbnail(content_id, session, visitor.principal, storage)
 
 
 @router.get("/{content_id}/qr.png")
-def qr_png(content_id: int, session: SessionDep, visitor: CurrentVisitor, storage: StorageDep) -> Response:
+def qr_png(content_id: IdPath, session: SessionDep, visitor: CurrentVisitor, storage: StorageDep) -> Response:
     return qr_api.qr_png(content_id, session, visitor.principal, storage)
 
 
 @router.get("/{content_id}/qr.svg")
-def qr_svg(content_id: int, session: SessionDep, visitor: CurrentVisitor, storage: StorageDep) -> Response:
+def qr_svg(content_id: IdPath, session: SessionDep, visitor: CurrentVisitor, storage: StorageDep) -> Response:
     return qr_api.qr_svg(content_id, session, visitor.principal, storage)
 
 
 @router.get("/{content_id}/videos/{video_id}/poster.jpg")
 def poster(
-    content_id: int, video_id: int, session: SessionDep, visitor: CurrentVisitor, storage: StorageDep
+    content_id: IdPath, video_id: IdPath, session: SessionDep, visitor: CurrentVisitor, storage: StorageDep
 ) -> Response:
     return previews_api.video_poster(content_id, video_id, session, visitor.principal, storage)
 
@@ -253,7 +255,7 @@ def poster(
 @router.get("/{content_id}/print-{size}.pdf")
 def print_sheet(
     request: Request,
-    content_id: int,
+    content_id: IdPath,
     size: str,
     session: SessionDep,
     visitor: CurrentVisitor,
@@ -304,7 +306,7 @@ def _refused(
 
 @router.post("/{content_id}/recompile", dependencies=[CsrfChecked])
 def recompile(
-    request: Request, content_id: int, session: SessionDep, visitor: CurrentVisitor, settings: SettingsDep
+    request: Request, content_id: IdPath, session: SessionDep, visitor: CurrentVisitor, settings: SettingsDep
 ) -> Response:
     try:
         ar_content_api.regenerate_marker(content_id, session, visitor.principal)
@@ -316,7 +318,7 @@ def recompile(
 @router.post("/{content_id}/videos", dependencies=[CsrfChecked])
 def add_video(
     request: Request,
-    content_id: int,
+    content_id: IdPath,
     session: SessionDep,
     visitor: CurrentVisitor,
     settings: SettingsDep,
@@ -336,7 +338,7 @@ def add_video(
 @router.post("/{content_id}/active-video", dependencies=[CsrfChecked])
 def choose_video(
     request: Request,
-    content_id: int,
+    content_id: IdPath,
     session: SessionDep,
     visitor: CurrentVisitor,
     settings: SettingsDep,
@@ -363,7 +365,7 @@ _ROTATION_FIELDS = {
 
 @router.post("/{content_id}/rotation", dependencies=[CsrfChecked])
 async def set_rotation(
-    request: Request, content_id: int, session: SessionDep, visitor: CurrentVisitor, settings: SettingsDep
+    request: Request, content_id: IdPath, session: SessionDep, visitor: CurrentVisitor, settings: SettingsDep
 ) -> Response:
     form = await request.form()
     kind = str(form.get("rotation_type", ""))
@@ -389,6 +391,6 @@ async def set_rotation(
 
 
 @router.post("/{content_id}/rotation/stop", dependencies=[CsrfChecked])
-def stop_rotation(content_id: int, session: SessionDep, visitor: CurrentVisitor) -> Response:
+def stop_rotation(content_id: IdPath, session: SessionDep, visitor: CurrentVisitor) -> Response:
     rotation_api.stop_rotation(content_id, session, visitor.principal)
     return _back(content_id, "rotation_stopped")

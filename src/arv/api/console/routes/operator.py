@@ -17,7 +17,7 @@ from arv.api.console.routes.studio import company_names, invite
 from arv.api.console.visitors import CsrfChecked, OperatorVisitor, SessionDep, Visitor
 from arv.api.deps import SettingsDep
 from arv.api.routes import companies as companies_api
-from arv.api.schemas import CompanyCreate
+from arv.api.schemas import CompanyCreate, IdPath
 from arv.db.models import ARContent, Company, ContentView, Project, UserRole, utcnow
 from arv.services import accounts, quotas
 
@@ -64,7 +64,7 @@ def create_company(
 @router.post("/companies/{company_id}/invite", response_class=HTMLResponse, dependencies=[CsrfChecked])
 def invite_owner(
     request: Request,
-    company_id: int,
+    company_id: IdPath,
     session: SessionDep,
     visitor: OperatorVisitor,
     settings: SettingsDep,

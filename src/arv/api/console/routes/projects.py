@@ -18,7 +18,7 @@ from arv.api.console.words import Words
 from arv.api.deps import SettingsDep, StorageDep, get_owned
 from arv.api.routes import ar_content as ar_content_api
 from arv.api.routes import projects as projects_api
-from arv.api.schemas import ProjectCreate, ProjectUpdate, Text200
+from arv.api.schemas import IdPath, ProjectCreate, ProjectUpdate, Text200
 from arv.db.models import ARContent, Project, utcnow
 from arv.services.uploads import IMAGE_SUFFIXES
 from arv.services.video_probe import VIDEO_CONTENT_TYPES
@@ -120,7 +120,7 @@ def project_page(
 
 @router.get("/projects/{project_id}", response_class=HTMLResponse)
 def project(
-    request: Request, project_id: int, session: SessionDep, visitor: CurrentVisitor, settings: SettingsDep
+    request: Request, project_id: IdPath, session: SessionDep, visitor: CurrentVisitor, settings: SettingsDep
 ) -> Response:
     return project_page(request, session, visitor, settings, project_id)
 
@@ -128,7 +128,7 @@ def project(
 @router.post("/projects/{project_id}", dependencies=[CsrfChecked])
 def update_project(
     request: Request,
-    project_id: int,
+    project_id: IdPath,
     session: SessionDep,
     visitor: CurrentVisitor,
     settings: SettingsDep,
@@ -158,7 +158,7 @@ def _answer(request: Request, location: str | None, error: str | None, code: int
 @router.post("/projects/{project_id}/contents", dependencies=[CsrfChecked])
 def create_content(
     request: Request,
-    project_id: int,
+    project_id: IdPath,
     session: SessionDep,
     visitor: CurrentVisitor,
     settings: SettingsDep,

@@ -17,7 +17,7 @@ from arv.api.deps import SettingsDep
 from arv.api.routes import companies as companies_api
 from arv.api.routes import keys as keys_api
 from arv.api.routes import notifications as notifications_api
-from arv.api.schemas import CompanySettingsUpdate, KeyCreate
+from arv.api.schemas import CompanySettingsUpdate, IdPath, KeyCreate
 from arv.db.models import Company, DeliveryStatus, UserRole
 from arv.services import accounts
 
@@ -50,7 +50,9 @@ def notifications(request: Request, session: SessionDep, visitor: CurrentVisitor
 
 
 @router.post("/notifications/{notification_id}/resend", dependencies=[CsrfChecked])
-def resend(request: Request, notification_id: int, session: SessionDep, visitor: CurrentVisitor) -> Response:
+def resend(
+    request: Request, notification_id: IdPath, session: SessionDep, visitor: CurrentVisitor
+) -> Response:
     try:
         notifications_api.resend_notification(notification_id, session, visitor.principal)
     except HTTPException as exc:
@@ -96,7 +98,7 @@ def create_key(
 
 
 @router.post("/keys/{key_id}/revoke", dependencies=[CsrfChecked])
-def revoke_key(request: Request, key_id: int, session: SessionDep, visitor: OwnerVisitor) -> Response:
+def revoke_key(request: Request, key_id: IdPath, session: SessionDep, visitor: OwnerVisitor) -> Response:
     try:
         keys_api.revoke_api_key(key_id, session, visitor.principal)
     except HTTPException as exc:
