@@ -25,7 +25,6 @@ from fastapi import Depends, HTTPException, Request, Response, status
 from sqlalchemy.orm import Session
 from starlette.types import Scope
 
-from arv.api.deps import get_db
 from arv.config import Settings, get_settings
 from arv.db.models import Company, ConsoleSession, User, UserRole
 from arv.db.session import session_scope
@@ -200,4 +199,3 @@ async def check_csrf(request: Request, visitor: OptionalVisitor) -> None:
 
 
 CsrfChecked = Depends(check_csrf)
-SessionDep = Annotated[Session, Depends(get_db)]

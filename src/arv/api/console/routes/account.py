@@ -14,10 +14,11 @@ from arv.api.console.visitors import (
     SESSION_COOKIE,
     CsrfChecked,
     OptionalVisitor,
-    SessionDep,
     set_cookie,
 )
+from arv.api.deps import SessionDep
 from arv.config import get_settings
+from arv.db.models import User
 from arv.db.session import session_scope
 from arv.services import accounts
 
@@ -37,7 +38,7 @@ def _signed_in(request: Request, user_id: int, target: str) -> Response:
     settings = get_settings()
     with session_scope() as session:
         accounts.end_session(session, request.cookies.get(SESSION_COOKIE))
-        user = session.get(accounts.User, user_id)
+        user = session.get(User, user_id)
         assert user is not None
         token, _ = accounts.start_session(session, user, settings)
     response = RedirectResponse(target, status_code=status.HTTP_303_SEE_OTHER)

@@ -20,9 +20,9 @@ from arv.api.console.charts import views_chart
 from arv.api.console.forms import FormRefused, body, refusal
 from arv.api.console.pages import render, words_for
 from arv.api.console.routes.projects import SCRIPT_HEADER, VIDEO_TYPES
-from arv.api.console.visitors import CsrfChecked, CurrentVisitor, SessionDep, Visitor
+from arv.api.console.visitors import CsrfChecked, CurrentVisitor, Visitor
 from arv.api.console.words import Words
-from arv.api.deps import SettingsDep, StorageDep, get_owned
+from arv.api.deps import SessionDep, SettingsDep, StorageDep, get_owned
 from arv.api.presenters import public_url
 from arv.api.routes import ar_content as ar_content_api
 from arv.api.routes import previews as previews_api
@@ -292,26 +292,29 @@ def _back(content_id: int, done: str) -> RedirectResponse:
 
 
 def _refused(
-    request: Request, session: Session, visitor: Visitor, settings: SettingsDep, content_id: int,
-    exc: HTTPException | FormRefused,
+    request: Request, session: Session, visitor: Visitor, settings: SettingsDep, storage: Storage,
+    content_id: int, exc: HTTPException | FormRefused,
 ) -> Response:  # fmt: skip
-    from arv.storage import get_storage
-
+    """The content's page again with the refusal (the script's upload: the refusal as JSON)."""
     sentence, code = refusal(session, exc)
     if SCRIPT_HEADER in request.headers:
         return JSONResponse({"detail": sentence}, status_code=code)
-    return content_page(request, session, visitor, settings, get_storage(), content_id, error=sentence,
-                        code=code)  # fmt: skip
+    return content_page(request, session, visitor, settings, storage, content_id, error=sentence, code=code)
 
 
 @router.post("/{content_id}/recompile", dependencies=[CsrfChecked])
 def recompile(
-    request: Request, content_id: IdPath, session: SessionDep, visitor: CurrentVisitor, settings: SettingsDep
+    request: Request,
+    content_id: IdPath,
+    session: SessionDep,
+    visitor: CurrentVisitor,
+    settings: SettingsDep,
+    storage: StorageDep,
 ) -> Response:
     try:
         ar_content_api.regenerate_marker(content_id, session, visitor.principal)
     except HTTPException as exc:
-        return _refused(request, session, visitor, settings, content_id, exc)
+        return _refused(request, session, visitor, settings, storage, content_id, exc)
     return _back(content_id, "recompiling")
 
 
@@ -328,7 +331,7 @@ def add_video(
     try:
         ar_content_api.upload_video(content_id, session, visitor.principal, settings, storage, video)
     except HTTPException as exc:
-        return _refused(request, session, visitor, settings, content_id, exc)
+        return _refused(request, session, visitor, settings, storage, content_id, exc)
     location = f"/console/contents/{content_id}?done=video_added"
     if SCRIPT_HEADER in request.headers:
         return JSONResponse({"location": location})
@@ -349,7 +352,7 @@ def choose_video(
         change = body(ARContentUpdate, active_video_id=video_id or None)
         ar_content_api.update_ar_content(content_id, change, session, visitor.principal, settings, storage)
     except (FormRefused, HTTPException) as exc:
-        return _refused(request, session, visitor, settings, content_id, exc)
+        return _refused(request, session, visitor, settings, storage, content_id, exc)
     return _back(content_id, "video_chosen")
 
 
@@ -364,30 +367,41 @@ _ROTATION_FIELDS = {
 
 
 @router.post("/{content_id}/rotation", dependencies=[CsrfChecked])
-async def set_rotation(
-    request: Request, content_id: IdPath, session: SessionDep, visitor: CurrentVisitor, settings: SettingsDep
+def set_rotation(
+    request: Request,
+    content_id: IdPath,
+    session: SessionDep,
+    visitor: CurrentVisitor,
+    settings: SettingsDep,
+    storage: StorageDep,
+    rotation_type: Annotated[str, Form()] = "",
+    time_of_day: Annotated[str, Form()] = "",
+    day_of_week: Annotated[str, Form()] = "",
+    day_of_month: Annotated[str, Form()] = "",
+    cron_expression: Annotated[str, Form()] = "",
+    timezone: Annotated[str, Form()] = "",
+    video_sequence: Annotated[list[str] | None, Form()] = None,
 ) -> Response:
-    form = await request.form()
-    kind = str(form.get("rotation_type", ""))
-    fields: dict[str, Any] = {
-        "rotation_type": kind,
-        "timezone": str(form.get("timezone", "")) or "UTC",
-        "video_sequence": [str(v) for v in form.getlist("video_sequence")],
+    """Set the schedule from the form: the fields its kind uses, in the API's own body."""
+    sent = {
+        "time_of_day": time_of_day,
+        "day_of_week": day_of_week,
+        "day_of_month": day_of_month,
+        "cron_expression": cron_expression,
     }
-    for name in _ROTATION_FIELDS.get(kind, ()):
-        fields[name] = str(form.get(name, "")) or None
-
-    def save() -> Response:
-        try:
-            rotation_api.set_rotation(content_id, body(rotation_api.RotationIn, **fields), session,
-                                      visitor.principal)  # fmt: skip
-        except (FormRefused, HTTPException) as exc:
-            return _refused(request, session, visitor, settings, content_id, exc)
-        return _back(content_id, "rotation_saved")
-
-    from starlette.concurrency import run_in_threadpool
-
-    return await run_in_threadpool(save)
+    fields: dict[str, Any] = {name: sent[name] or None for name in _ROTATION_FIELDS.get(rotation_type, ())}
+    try:
+        schedule = body(
+            rotation_api.RotationIn,
+            rotation_type=rotation_type,
+            timezone=timezone or "UTC",
+            video_sequence=video_sequence or [],
+            **fields,
+        )
+        rotation_api.set_rotation(content_id, schedule, session, visitor.principal)
+    except (FormRefused, HTTPException) as exc:
+        return _refused(request, session, visitor, settings, storage, content_id, exc)
+    return _back(content_id, "rotation_saved")
 
 
 @router.post("/{content_id}/rotation/stop", dependencies=[CsrfChecked])

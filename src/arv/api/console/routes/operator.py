@@ -14,8 +14,8 @@ from sqlalchemy.orm import Session
 from arv.api.console.forms import FormRefused, body, refusal
 from arv.api.console.pages import render
 from arv.api.console.routes.studio import company_names, invite
-from arv.api.console.visitors import CsrfChecked, OperatorVisitor, SessionDep, Visitor
-from arv.api.deps import SettingsDep
+from arv.api.console.visitors import CsrfChecked, OperatorVisitor, Visitor
+from arv.api.deps import SessionDep, SettingsDep
 from arv.api.routes import companies as companies_api
 from arv.api.schemas import CompanyCreate, IdPath
 from arv.db.models import ARContent, Company, ContentView, Project, UserRole, utcnow

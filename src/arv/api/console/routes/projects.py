@@ -13,9 +13,9 @@ from sqlalchemy import func, select
 
 from arv.api.console.forms import FormRefused, body, expiry_day, expiry_of, refusal, value
 from arv.api.console.pages import render, words_for
-from arv.api.console.visitors import CsrfChecked, CurrentVisitor, SessionDep, Visitor
+from arv.api.console.visitors import CsrfChecked, CurrentVisitor, Visitor
 from arv.api.console.words import Words
-from arv.api.deps import SettingsDep, StorageDep, get_owned
+from arv.api.deps import SessionDep, SettingsDep, StorageDep, get_owned
 from arv.api.routes import ar_content as ar_content_api
 from arv.api.routes import projects as projects_api
 from arv.api.schemas import IdPath, ProjectCreate, ProjectUpdate, Text200

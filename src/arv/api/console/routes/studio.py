@@ -12,8 +12,8 @@ from sqlalchemy.orm import Session
 
 from arv.api.console.forms import FormRefused, body, refusal
 from arv.api.console.pages import render
-from arv.api.console.visitors import CsrfChecked, CurrentVisitor, OwnerVisitor, SessionDep, Visitor
-from arv.api.deps import SettingsDep
+from arv.api.console.visitors import CsrfChecked, CurrentVisitor, OwnerVisitor, Visitor
+from arv.api.deps import SessionDep, SettingsDep
 from arv.api.routes import companies as companies_api
 from arv.api.routes import keys as keys_api
 from arv.api.routes import notifications as notifications_api
