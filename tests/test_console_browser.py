@@ -111,6 +111,10 @@ def test_a_new_studio_s_first_day_in_the_console(arv_env: dict[str, str], tmp_pa
                               photo=str(photo), video=str(video), downloads=str(downloads),
                               uploadBytesPerS=UPLOAD_BYTES_PER_S)  # fmt: skip
 
+            # A text file picked as the photo was refused by the page itself: nothing was sent.
+            refused = owner["refusedInBrowser"]
+            assert refused["posts"] == 0 and "notes.txt" in refused["text"], refused
+            assert owner["droppedVideo"] == "clip.mp4"  # dropped on its zone, it went into the form
             # The upload's bar moved: values between empty and full were shown on the way.
             assert [p for p in owner["progress"] if 0 < p < 100], owner["progress"]
             assert owner["markerStatuses"][-1] == "ready" and owner["sameLoad"], owner

@@ -92,10 +92,32 @@ async function ownerPart() {
   await submit("form[action='/console/projects']");
   await check("project");
 
-  // The upload, throttled so that its progress shows; the bar's values are sampled as it moves.
+  // A file of the wrong type is refused in the browser, before anything is sent.
   await page.fill("#title", "Anna and Peter");
+  await page.setInputFiles("#image", { name: "notes.txt", mimeType: "text/plain", buffer: Buffer.from("not a photo") });
+  const sent = [];
+  const countPosts = (request) => request.method() === "POST" && sent.push(request.url());
+  page.on("request", countPosts);
+  await page.click("#content-upload button[type=submit]");
+  const refusal = page.locator("#content-upload [data-upload-error]");
+  await refusal.waitFor({ state: "visible" });
+  report.refusedInBrowser = { text: await refusal.innerText(), posts: sent.length, url: page.url() };
+  page.off("request", countPosts);
+
+  // The upload, throttled so that its progress shows; the bar's values are sampled as it moves.
   await page.setInputFiles("#image", options.photo);
-  await page.setInputFiles("#video", options.video);
+  // The video is dropped on its drop zone, as a file dragged from the desktop.
+  const dropped = await page.evaluateHandle(
+    ([base64, name]) => {
+      const bytes = Uint8Array.from(atob(base64), (c) => c.charCodeAt(0));
+      const transfer = new DataTransfer();
+      transfer.items.add(new File([bytes], name, { type: "video/mp4" }));
+      return transfer;
+    },
+    [readFileSync(options.video).toString("base64"), "clip.mp4"],
+  );
+  await page.locator("#content-upload [data-drop]:has(#video)").dispatchEvent("drop", { dataTransfer: dropped });
+  report.droppedVideo = await page.evaluate(() => document.querySelector("#video").files[0]?.name);
   const devtools = await context.newCDPSession(page);
   await devtools.send("Network.enable");
   await devtools.send("Network.emulateNetworkConditions", {
