@@ -218,6 +218,57 @@ def test_jobs_written_in_a_rolled_back_transaction_are_never_published(arv_env: 
     assert sent == [committed]
 
 
+def _recording_publisher() -> list[str]:
+    """Hand the job layer a broker that takes every wake-up; returns the ids it was sent, in order."""
+    sent: list[str] = []
+
+    def record(wakeups: Sequence[Wakeup]) -> int:
+        sent.extend(w.job_id for w in wakeups)
+        return len(wakeups)
+
+    use_publisher(record)
+    return sent
+
+
+@pytest.mark.parametrize("db_backend", ["sqlite"], indirect=True)
+def test_a_job_written_in_a_savepoint_is_published_when_the_outer_transaction_commits(
+    arv_env: dict[str, str],
+) -> None:
+    sent = _recording_publisher()
+    with session_scope() as session:
+        with session.begin_nested():
+            job_id = store.enqueue(session, NOOP, {})
+        # The savepoint is released but nothing is committed: no worker could see the job yet.
+        assert sent == []
+        with session.begin_nested(), session.begin_nested():
+            inner = store.enqueue(session, NOOP, {})
+        assert sent == []
+    assert sent == [job_id, inner]
+
+
+@pytest.mark.parametrize("db_backend", ["sqlite"], indirect=True)
+def test_a_savepoint_rolled_back_forgets_its_own_wakeups_and_keeps_the_outer_ones(
+    arv_env: dict[str, str],
+) -> None:
+    sent = _recording_publisher()
+    with session_scope() as session:
+        before = store.enqueue(session, NOOP, {})
+        with pytest.raises(RuntimeError), session.begin_nested():
+            store.enqueue(session, NOOP, {})
+            with session.begin_nested():
+                store.enqueue(session, NOOP, {})  # released into the savepoint that then rolls back
+            raise RuntimeError("the notification could not be written")
+        with session.begin_nested():
+            kept = store.enqueue(session, NOOP, {})
+            with pytest.raises(RuntimeError), session.begin_nested():
+                store.enqueue(session, NOOP, {})
+                raise RuntimeError("an inner step failed")
+        after = store.enqueue(session, NOOP, {})
+    assert sent == [before, kept, after]
+    with session_scope() as session:
+        assert set(session.scalars(select(Job.id))) == {before, kept, after}
+
+
 def test_a_wakeup_the_broker_did_not_take_is_sent_by_the_next_sweep_at_once(arv_env: dict[str, str]) -> None:
     use_publisher(lambda wakeups: 0)  # the broker is down
     job_id = _enqueue()

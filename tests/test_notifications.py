@@ -70,6 +70,9 @@ def channels(arv_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterat
             "ARV_TELEGRAM_CHAT_INTERVAL_S": "0.2",
             "ARV_JOB_RETRY_BASE_S": "1",
             "ARV_JOB_RETRY_MAX_S": "2",
+            # This process has no broker: the jobs it writes reach a worker through that worker's
+            # sweep, which comes 0.5-1 interval after the worker is ready.
+            "ARV_SWEEP_INTERVAL_S": "1",
         }
         apply_env(env, monkeypatch)
         yield Channels(env, mail, bot)

@@ -20,8 +20,8 @@ from tests.support.fixtures import MINDAR_FIXTURES
 from tests.support.mindar_client import (
     Detection,
     SearchRun,
-    compile_with_mindar,
     locate_runs,
+    mind_compiled_by_mindar,
     picture_as_seen,
 )
 
@@ -130,7 +130,7 @@ def mindar_minds() -> dict[str, bytes]:
         compiled = dict(
             zip(
                 to_compile,
-                pool.map(lambda n: compile_with_mindar([TARGET_PICTURES[n]]).data, to_compile),
+                pool.map(lambda n: mind_compiled_by_mindar([TARGET_PICTURES[n]]), to_compile),
                 strict=True,
             )
         )

@@ -14,7 +14,7 @@ from arv.mindar.images import grey_from_rgb
 from arv.mindar.mindfile import decode_mind
 from arv.mindar.tracking import build_tracking_levels, extract_tracking_points, resize_box_average
 from tests.support.fixtures import MINDAR_FIXTURES
-from tests.support.mindar_client import compile_with_mindar, picture_as_seen
+from tests.support.mindar_client import mind_compiled_by_mindar, picture_as_seen
 
 FIXTURES = MINDAR_FIXTURES
 
@@ -136,7 +136,7 @@ def test_tracking_points_keep_a_tenth_of_the_shortest_side_apart() -> None:
 @pytest.mark.node
 def test_tracking_levels_of_a_photo_equal_those_of_mindars_own_compiler_run_now() -> None:
     rgb = picture_as_seen(Path(str(files("skimage") / "data" / "chelsea.png")))
-    (reference,) = decode_mind(compile_with_mindar([rgb]).data)
+    (reference,) = decode_mind(mind_compiled_by_mindar([rgb]))
 
     levels = [level.to_mind() for level in build_tracking_levels(grey_from_rgb(rgb))]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import subprocess
@@ -198,6 +199,26 @@ def _detection(found: dict) -> Detection | None:
     )
 
 
+# MindAR's .mind of each list of pictures compiled in this run, by the pictures' pixels.
+_compiled_in_this_run: dict[tuple[str, ...], bytes] = {}
+
+
+def mind_compiled_by_mindar(images: Sequence[ImageSource]) -> bytes:
+    """The .mind `compile_with_mindar` makes of `images`, compiled once a run for the same pixels:
+    MindAR's compiler gives the same bytes for the same pictures, and one compile is 10-60 s of
+    Node.js that several tests would otherwise each spend. (Its timings are not kept: a benchmark
+    calls `compile_with_mindar` itself.)"""
+    pictures = [_pixels(image) for image in images]
+    key = tuple(hashlib.sha256(f"{p.shape}{p.dtype}".encode() + p.tobytes()).hexdigest() for p in pictures)
+    if key not in _compiled_in_this_run:
+        _compiled_in_this_run[key] = compile_with_mindar(pictures).data
+    return _compiled_in_this_run[key]
+
+
+def _pixels(image: ImageSource) -> np.ndarray:
+    return image if isinstance(image, np.ndarray) else picture_as_seen(image)
+
+
 def compile_with_mindar(images: Sequence[ImageSource], *, timeout: float = 1800) -> MindarCompile:
     """One .mind with one target per image, in order, from MindAR's own compiler.
 
@@ -208,7 +229,7 @@ def compile_with_mindar(images: Sequence[ImageSource], *, timeout: float = 1800)
         folder = Path(scratch)
         png_paths = []
         for index, image in enumerate(images):
-            pixels = image if isinstance(image, np.ndarray) else picture_as_seen(image)
+            pixels = _pixels(image)
             path = folder / f"target-{index}.png"
             _write_png(pixels, path)
             png_paths.append(str(path))

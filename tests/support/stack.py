@@ -144,7 +144,12 @@ class Part:
         if not self.alive:
             return
         self.signal_group(signal.SIGTERM)
-        assert self.proc is not None
+        self.wait_stopped(timeout)
+
+    def wait_stopped(self, timeout: float = STOP_TIMEOUT_S) -> None:
+        """After a SIGTERM: wait for the exit, SIGKILL if it has not come within `timeout` seconds."""
+        if self.proc is None:
+            return
         try:
             self.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -512,8 +517,13 @@ class ProductionStack:
         return keys
 
     def stop(self) -> None:
-        for part in reversed(list(self.parts.values())):
-            part.stop()
+        """SIGTERM to every part at once, then wait for each: a worker's warm shutdown takes 5-7 s,
+        and one after the other they added up."""
+        running = [part for part in reversed(list(self.parts.values())) if part.alive]
+        for part in running:
+            part.signal_group(signal.SIGTERM)
+        for part in running:
+            part.wait_stopped()
 
 
 @contextmanager

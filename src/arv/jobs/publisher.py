@@ -3,6 +3,11 @@ process was built with (the broker's, handed in where the API and the worker are
 
 A wake-up that cannot be sent is not an error here: the row is the truth, and the sweep publishes
 again what was never picked up. A transaction that rolls back publishes nothing.
+
+Only the outermost commit sends. SQLAlchemy fires `after_commit` and `after_rollback` for savepoints
+too (`Session.begin_nested`): a released savepoint's jobs are not visible to any worker until the
+transaction around it commits, and a savepoint rolled back forgets its own wake-ups, not those of the
+transaction around it.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ from dataclasses import dataclass
 
 import structlog
 from sqlalchemy import event, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, SessionTransaction
 
 from arv.db.models import Job, JobStatus
 from arv.db.session import get_engine
@@ -34,9 +39,11 @@ Publisher = Callable[[Sequence[Wakeup]], int]
 
 _publisher: Publisher | None = None
 
-# Key in Session.info of the wake-ups to send once the session's transaction commits.
+# Key in Session.info of the wake-ups to send once the session's outermost transaction commits.
 _PENDING = "arv_wakeups"
 _LISTENING = "arv_wakeups_listening"
+# A wake-up waiting for a commit, with the savepoint it was written in (None: the outermost transaction).
+_Pending = tuple[SessionTransaction | None, Wakeup]
 
 
 def use_publisher(publisher: Publisher | None) -> None:
@@ -71,21 +78,59 @@ def publish(wakeups: Sequence[Wakeup]) -> int:
 
 
 def publish_after_commit(session: Session, wakeups: Sequence[Wakeup]) -> None:
-    """Send `wakeups` once `session`'s transaction commits; forget them if it rolls back."""
+    """Send `wakeups` once `session`'s outermost transaction commits; forget them if it, or the
+    savepoint they were written in, rolls back."""
     if _LISTENING not in session.info:
         # Listeners on this session alone, not on SQLAlchemy's Session class: only sessions that write
         # jobs carry them, and they go with the session.
-        event.listen(session, "after_commit", _send_pending)
-        event.listen(session, "after_rollback", _forget_pending)
+        event.listen(session, "after_commit", _on_commit)
+        event.listen(session, "after_rollback", _on_rollback)
         session.info[_LISTENING] = True
-    session.info.setdefault(_PENDING, []).extend(wakeups)
+    # None for the outermost transaction, else the innermost savepoint open now.
+    writer = session.get_nested_transaction()
+    pending: list[_Pending] = session.info.setdefault(_PENDING, [])
+    pending.extend((writer, wakeup) for wakeup in wakeups)
 
 
-def _send_pending(session: Session) -> None:
-    wakeups = session.info.pop(_PENDING, None)
-    if wakeups:
-        publish(wakeups)
+def _on_commit(session: Session) -> None:
+    savepoint = session.get_nested_transaction()
+    if savepoint is None:
+        pending: list[_Pending] = session.info.pop(_PENDING, [])
+        publish([wakeup for _, wakeup in pending])
+        return
+    # A savepoint was released: what it wrote now belongs to the transaction around it.
+    enclosing = _enclosing_savepoint(savepoint)
+    session.info[_PENDING] = [
+        (enclosing if _written_within(writer, savepoint) else writer, wakeup)
+        for writer, wakeup in session.info.get(_PENDING, [])
+    ]
 
 
-def _forget_pending(session: Session) -> None:
-    session.info.pop(_PENDING, None)
+def _on_rollback(session: Session) -> None:
+    savepoint = session.get_nested_transaction()
+    if savepoint is None:
+        session.info.pop(_PENDING, None)
+        return
+    session.info[_PENDING] = [
+        (writer, wakeup)
+        for writer, wakeup in session.info.get(_PENDING, [])
+        if not _written_within(writer, savepoint)
+    ]
+
+
+def _enclosing_savepoint(savepoint: SessionTransaction) -> SessionTransaction | None:
+    """The savepoint around `savepoint`, or None when the outermost transaction is around it."""
+    transaction = savepoint.parent
+    while transaction is not None and not transaction.nested:
+        transaction = transaction.parent
+    return transaction
+
+
+def _written_within(writer: SessionTransaction | None, savepoint: SessionTransaction) -> bool:
+    """Whether `writer` is `savepoint` or a savepoint inside it."""
+    transaction = writer
+    while transaction is not None:
+        if transaction is savepoint:
+            return True
+        transaction = transaction.parent
+    return False
