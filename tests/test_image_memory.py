@@ -133,7 +133,7 @@ def test_a_thumbnail_reduced_in_bands_equals_the_whole_picture_reduced(
     picture = Image.fromarray(_rgba(1500, 1100, seed=5))
     monkeypatch.setattr(previews, "THUMBNAIL_BAND_PIXELS", 20_000)
 
-    reduced = previews._reduced_rgb(picture, 3)
+    reduced = previews.reduced_rgb(picture, 3)
 
     assert reduced.tobytes() == picture.convert("RGB").reduce(3).tobytes()
 
