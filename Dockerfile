@@ -2,7 +2,8 @@
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 ARV_JSON_LOGS=true
-RUN apt-get update && apt-get install -y --no-install-recommends ffmpeg nodejs npm \
+# fonts-dejavu-core: the print sheet's Russian line (Pillow's own font has no Cyrillic).
+RUN apt-get update && apt-get install -y --no-install-recommends ffmpeg nodejs npm fonts-dejavu-core \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY pyproject.toml constraints.txt README.md ./
