@@ -160,12 +160,19 @@ async function openPage(options) {
       report.timedOut = true;
     }
     if (options.screenshot) {
-      // What the person sees then (a few frames later, so that a new texture is on screen).
-      await page
-        .waitForFunction(printShown, null, { timeout: 20000, polling: 20 })
-        .then(() => page.waitForTimeout(200))
-        .then(() => page.screenshot({ path: options.screenshot }))
-        .catch(() => {});
+      // What the person sees while the print is shown (a few frames later, so that a new texture
+      // is on screen). On a busy machine the fake camera can carry the print away while the
+      // screenshot is taken: then it is taken again the next time the print is shown.
+      const deadline = Date.now() + 20000;
+      while (Date.now() < deadline) {
+        const shown = await page
+          .waitForFunction(printShown, null, { timeout: Math.max(1, deadline - Date.now()), polling: 20 })
+          .then(() => true, () => false);
+        if (!shown) break;
+        await page.waitForTimeout(200);
+        await page.screenshot({ path: options.screenshot }).catch(() => {});
+        if (await page.evaluate(printShown).catch(() => false)) break;
+      }
     }
     if (options.videoPicture) {
       await page
