@@ -32,7 +32,7 @@ THUMBNAIL_REDUCING_GAP = 2
 # Pixels converted at a time when a picture is reduced for its thumbnail.
 THUMBNAIL_BAND_PIXELS = 1 << 20
 # The EXIF orientation tag, and how each of its values turns the stored pixels for display.
-_EXIF_ORIENTATION = 0x0112
+EXIF_ORIENTATION = 0x0112
 _ORIENTATION_TRANSPOSE = {
     2: Image.Transpose.FLIP_LEFT_RIGHT,
     3: Image.Transpose.ROTATE_180,
@@ -76,7 +76,7 @@ def thumbnail_jpeg(image_data: bytes, *, max_px: int) -> bytes:
                 opened.draft(opened.mode, (max_px, max_px))  # JPEG decodes at a smaller scale
                 opened.load()
                 image = reduced_rgb(opened, max(opened.size) // (THUMBNAIL_REDUCING_GAP * max_px))
-                image = as_shown(image, opened.getexif().get(_EXIF_ORIENTATION, 1))
+                image = as_shown(image, opened.getexif().get(EXIF_ORIENTATION, 1))
     except (UnidentifiedImageError, OSError, ValueError) as exc:
         raise PreviewInputError(f"the image cannot be read for a thumbnail ({exc})") from exc
     image.thumbnail((max_px, max_px), Image.Resampling.LANCZOS)

@@ -20,7 +20,7 @@ import numpy as np
 import segno
 from PIL import Image, ImageDraw, ImageFont, UnidentifiedImageError
 
-from arv.services.previews import as_shown, reduced_rgb
+from arv.services.previews import EXIF_ORIENTATION, as_shown, reduced_rgb
 from arv.services.qr_codes import BORDER_MODULES, ERROR_CORRECTION
 
 # Paper sizes by the name the console offers, in millimetres, portrait (width, height).
@@ -58,7 +58,6 @@ FONT_FILES = (
 )
 # A private-use character no font draws: what a font shows for a character it lacks.
 _MISSING_GLYPH_PROBE = "\ue000"
-_EXIF_ORIENTATION = 0x0112
 _QUARTER_TURN_ORIENTATIONS = frozenset({5, 6, 7, 8})
 
 
@@ -126,7 +125,7 @@ def render_print_sheet(image_data: bytes, *, public_url: str, size: str, languag
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(image_data)) as opened:
-                orientation = opened.getexif().get(_EXIF_ORIENTATION, 1)
+                orientation = opened.getexif().get(EXIF_ORIENTATION, 1)
                 stored_width, stored_height = opened.size
                 turned = orientation in _QUARTER_TURN_ORIENTATIONS
                 shown = (stored_height, stored_width) if turned else (stored_width, stored_height)
