@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import structlog
 
-from arv.config import get_settings
+from arv.config import Settings
 from arv.db.models import Job
 from arv.db.session import get_engine
 from arv.jobs import store
@@ -53,10 +53,19 @@ class Heartbeat:
         self._wake = threading.Event()
         self._pid: int | None = None
         self._failing = False
+        # The timing of the latest `hold`'s settings: the thread reads no settings of its own, so an
+        # idle heartbeat touches nothing process-wide.
+        self._heartbeat_s = 0.0
+        self._lease_s = 0.0
 
     @contextmanager
     def hold(
-        self, job: Job, limits: TimeLimits, *, interrupt_with: type[BaseException] | None = None
+        self,
+        job: Job,
+        limits: TimeLimits,
+        settings: Settings,
+        *,
+        interrupt_with: type[BaseException] | None = None,
     ) -> Iterator[None]:
         """Keep `job`'s lease (this attempt's) alive while the block runs, up to its hard limit."""
         now = time.monotonic()
@@ -71,8 +80,12 @@ class Heartbeat:
         )
         key = id(held)
         with self._lock:
+            was_idle = not self._held
             self._held[key] = held
+            self._heartbeat_s, self._lease_s = settings.job_heartbeat_s, settings.job_lease_s
             self._ensure_thread()
+            if was_idle:
+                self._wake.set()
         try:
             yield
         finally:
@@ -88,14 +101,19 @@ class Heartbeat:
 
     def _run(self) -> None:
         while True:
-            settings = get_settings()
-            self._wake.wait(settings.job_heartbeat_s)
-            self._beat(settings.job_lease_s)
+            with self._lock:
+                interval = self._heartbeat_s if self._held else None
+            # Idle, the thread sleeps until a `hold` wakes it, then beats at that hold's interval.
+            if self._wake.wait(interval):
+                self._wake.clear()
+                continue
+            self._beat()
 
-    def _beat(self, lease_s: float) -> None:
+    def _beat(self) -> None:
         now = time.monotonic()
         with self._lock:
             held = list(self._held.values())
+            lease_s = self._lease_s
             # Under the lock: a job that has left `hold` is never interrupted (its thread runs another).
             for entry in held:
                 if entry.interrupt_with is not None and not entry.interrupted and now > entry.soft_deadline:

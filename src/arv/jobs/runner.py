@@ -89,7 +89,7 @@ def run_job(
                 return RunAgain(not_due_for + 0.05, "woken up before it was due")
             log.info("job.skipped", job_id=job_id, task=kind.name, reason="done or running elsewhere")
             return {"skipped": True}
-        with HEARTBEAT.hold(job, limits, interrupt_with=time_limit_error):
+        with HEARTBEAT.hold(job, limits, settings, interrupt_with=time_limit_error):
             try:
                 outcome = kind.run(session, job)
             except timeouts:
