@@ -254,6 +254,8 @@ def main() -> None:
             after_ready: dict[str, list[float]] = {label: [] for label in pages}
             missed = dict.fromkeys(pages, 0)
             sizes = []
+            # ARV's page, ARV's marker: when the camera was asked for, and how long the warm-up took.
+            asked, warm_ups = [], []
             for _ in range(options.runs):
                 for label, url in pages.items():
                     report = open_viewer(url, camera=camera, until=["tracking", "error"], timeout_s=30)
@@ -267,6 +269,9 @@ def main() -> None:
                         missed[label] += 1
                         continue
                     loads[label].append(marks["arv-target-found"])
+                    if label == "ARV page, ARV marker":
+                        asked.append(marks["arv-get-user-media"])
+                        warm_ups.append(marks["arv-warm-up-done"] - marks["arv-warm-up-started"])
                     if "arv-scanning" in marks:
                         after_ready[label].append(marks["arv-target-found"] - marks["arv-scanning"])
             jitter: dict[str, list[tuple[float, int]]] = {label: [] for label in JITTER_PAGES}
@@ -293,6 +298,11 @@ def main() -> None:
             spread = "never found"
         ready = f"{statistics.median(after_ready[label]):.2f}" if after_ready[label] else "-"
         print(f"{label:28} {spread:>32} {ready:>15} {missed[label]:>7}")
+    if asked:
+        print(
+            f"ARV page, ARV marker: camera asked for {statistics.median(asked):.2f} s after page load, "
+            f"MindAR's warm-up meanwhile {statistics.median(warm_ups):.2f} s (medians)"
+        )
     arv, plain = loads["ARV page, ARV marker"], loads["plain MindAR.js page"]
     if arv and plain:
         ratio = statistics.median(arv) / statistics.median(plain)

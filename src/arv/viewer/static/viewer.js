@@ -167,11 +167,12 @@ function expectedCameraSize() {
 // MindARThree with ARV's changes to how it starts, which its options cannot reach (a patch by
 // subclass: MindAR's files are used as published):
 // - the camera is asked for at CAMERA_WIDTH x CAMERA_HEIGHT (MindAR asks for no size: the browser picks);
-// - MindAR's warm-up runs while the camera is being asked for, not after it answered. MindARThree.start()
-//   waits for the camera, and only then builds its Controller, loads the marker and runs the
-//   Controller's dummyRun(), which compiles TensorFlow.js's WebGL shaders of the detector and the
-//   tracker for the video's size (the WebGL backend itself starts at their first operation): 1.3 s
-//   in headless Chromium on an idle 2-core machine, 2-3 s under load, mostly the detector's. Here the Controller is built, given the marker and dummy-run on a
+// - MindAR's warm-up runs while the camera is being asked for (and the marker downloaded), not after the
+//   camera answered. MindARThree.start() waits for the camera, and only then builds its Controller,
+//   loads the marker and runs the Controller's dummyRun(), which compiles TensorFlow.js's WebGL shaders
+//   of the detector and the tracker for the video's size (the WebGL backend itself starts at their
+//   first operation): 1.3 s in headless Chromium on an idle 2-core machine, 2-3 s under load, mostly
+//   the detector's. Here the Controller is built, given the marker and dummy-run on a
 //   blank frame of the expected size as soon as the camera is asked for, and becomes MindAR's
 //   controller when the camera answers at that size (at another size, one is built for it as MindAR
 //   does; the shaders of the detector, whose crop is the same, stay compiled);
@@ -179,25 +180,47 @@ function expectedCameraSize() {
 //   anchor's group at each pose, calls onTargetFound / onTargetLost / onTargetUpdate, starts
 //   processing), for three.js anchors (addAnchor); ARV adds no CSS anchors.
 class ArvMindAR extends MindARThree {
-  constructor(options, markerBuffer) {
+  // `marker`: a promise of the marker's bytes.
+  constructor(options, marker) {
     super(options);
-    this.markerBuffer = markerBuffer;
+    this.marker = marker;
+    this.markerBuffer = null;
     this.warmController = null;
   }
 
   async start() {
     this.ui.showLoading();
     const camera = this._startVideo();
+    // Awaited below, after the marker: a refusal meanwhile must not count as unhandled.
+    camera.catch(() => {});
     performance.mark("arv-warm-up-started");
+    let warming = null;
     try {
-      const [width, height] = expectedCameraSize();
-      const frame = document.createElement("canvas");
-      frame.width = width;
-      frame.height = height;
-      this.warmController = this._controller(width, height, frame);
+      warming = this._warmingController(...expectedCameraSize());
     } catch (error) {
       // Only the head start is lost: _startAR() builds the controller as MindAR would.
       console.warn("MindAR's warm-up failed", error);
+    }
+    try {
+      this.markerBuffer = await this.marker;
+    } catch (error) {
+      // No marker, no AR view: the camera goes off again as soon as it has answered.
+      if (warming) {
+        warming.controller.worker.terminate();
+      }
+      camera.then(
+        () => this.video.srcObject.getTracks().forEach((track) => track.stop()),
+        () => {},
+      );
+      throw error;
+    }
+    if (warming) {
+      try {
+        this.warmController = warming.finish();
+      } catch (error) {
+        console.warn("MindAR's warm-up failed", error);
+        warming.controller.worker.terminate();
+      }
     }
     performance.mark("arv-warm-up-done");
     try {
@@ -209,10 +232,8 @@ class ArvMindAR extends MindARThree {
     await this._startAR();
   }
 
-  // A MindAR Controller of the given input size with the page's options and the marker, dummy-run once
-  // on `input` (what compiles its shaders).
-  _controller(width, height, input) {
-    const controller = new Controller({
+  _controllerOptions(width, height) {
+    return {
       inputWidth: width,
       inputHeight: height,
       maxTrack: this.maxTrack,
@@ -221,7 +242,42 @@ class ArvMindAR extends MindARThree {
       warmupTolerance: this.warmupTolerance,
       missTolerance: this.missTolerance,
       onUpdate: (data) => this._update(data),
-    });
+    };
+  }
+
+  // MindAR's Controller.dummyRun() in two halves, on a blank frame of the given size: the detector's
+  // (its crop does not depend on the marker) now, while the marker may still be downloading, and the
+  // tracker's (which needs the marker) in finish(), which returns the controller.
+  _warmingController(width, height) {
+    const controller = new Controller(this._controllerOptions(width, height));
+    const frame = document.createElement("canvas");
+    frame.width = width;
+    frame.height = height;
+    const input = controller.inputLoader.loadInput(frame);
+    try {
+      controller.cropDetector.detect(input);
+    } catch (error) {
+      input.dispose();
+      controller.worker.terminate();
+      throw error;
+    }
+    performance.mark("arv-warm-up-detector");
+    const finish = () => {
+      try {
+        controller.addImageTargetsFromBuffer(this.markerBuffer);
+        controller.tracker.dummyRun(input);
+      } finally {
+        input.dispose();
+      }
+      return controller;
+    };
+    return { controller, finish };
+  }
+
+  // A MindAR Controller of the given input size with the page's options and the marker, dummy-run on
+  // `input` as MindAR does.
+  _controller(width, height, input) {
+    const controller = new Controller(this._controllerOptions(width, height));
     controller.addImageTargetsFromBuffer(this.markerBuffer);
     controller.dummyRun(input);
     return controller;
@@ -432,7 +488,7 @@ async function main() {
     return;
   }
   // Started by prefetch.js while this module and its libraries were loading.
-  const { status, content, markerBuffer } = await window.arvPrepared;
+  const { status, content } = await window.arvContent;
   if (content.state === "expired") {
     show("expired");
     return;
@@ -455,7 +511,7 @@ async function main() {
       ...POSE_FILTER,
       warmupTolerance: WARMUP_FRAMES,
     },
-    markerBuffer,
+    window.arvMarker,
   );
   const { renderer, scene, camera } = mindar;
   const anchor = mindar.addAnchor(0);
@@ -498,10 +554,15 @@ async function main() {
   try {
     await mindar.start();
   } catch (error) {
-    // MindAR rejects without a reason; no camera stream means the camera was refused or is missing.
+    // MindAR rejects without a reason; no camera stream means the camera was refused or is missing,
+    // unless the marker could not be downloaded.
+    const markerFailed = await window.arvMarker.then(
+      () => false,
+      () => true,
+    );
     const cameraStarted = Boolean(mindar.video && mindar.video.srcObject);
     console.warn("the AR view did not start", error);
-    show("error", cameraStarted ? "failed" : "camera");
+    show("error", cameraStarted || markerFailed ? "failed" : "camera");
     return;
   }
   performance.mark("arv-scanning");
