@@ -13,7 +13,8 @@ scanning UI, its filter, no camera size asked), MindAR's own `.mind` of the phot
 and three.js files, nothing of ARV's.
 
 Each run opens each page in a fresh Chromium whose fake camera shows the print held in perspective,
-the pages taking turns so that the machine's load falls on all alike. Printed per page: seconds from
+the pages taking turns (each run starting with the next one) so that the machine's load falls on all
+alike. Printed per page: seconds from
 page load to the first detection (MindAR's onTargetFound), median over the runs, and from the AR view
 being ready (`scanning`) to it where the page says; then the ratio of ARV's page (ARV's marker) to the
 plain page, against the goal of issue 14 (at most 0.6).
@@ -256,8 +257,10 @@ def main() -> None:
             sizes = []
             # ARV's page, ARV's marker: when the camera was asked for, and how long the warm-up took.
             asked, warm_ups = [], []
-            for _ in range(options.runs):
-                for label, url in pages.items():
+            for run in range(options.runs):
+                # Each run starts with the next page: none is always the first after a pause or last.
+                order = list(pages.items())
+                for label, url in order[run % len(order) :] + order[: run % len(order)]:
                     report = open_viewer(url, camera=camera, until=["tracking", "error"], timeout_s=30)
                     if label.startswith("ARV"):
                         if report["bytesBeforeCamera"] is None:
@@ -275,8 +278,8 @@ def main() -> None:
                     if "arv-scanning" in marks:
                         after_ready[label].append(marks["arv-target-found"] - marks["arv-scanning"])
             jitter: dict[str, list[tuple[float, int]]] = {label: [] for label in JITTER_PAGES}
-            for _ in range(options.runs):
-                for label in JITTER_PAGES:
+            for run in range(options.runs):
+                for label in sorted(JITTER_PAGES, reverse=run % 2 == 1):
                     report = open_viewer(
                         pages[label], camera=still, until=["tracking", "error"], timeout_s=30,
                         hold_s=SETTLE_S + options.jitter_s + 0.3, corners=True,
