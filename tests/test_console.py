@@ -350,6 +350,7 @@ def test_the_content_page_shows_the_marker_s_quality_and_its_forms_act_through_t
     ready = api.get(page)
     assert 'data-marker-status="ready"' in ready.text
     assert "Good: phones will find this print easily." in ready.text
+    assert re.search(r"Findability: [0-5] of 5 \(found in \d+% of the phone views simulated", ready.text)
     picture = api.get(f"{page}/quality.png")
     assert picture.status_code == 200 and picture.content.startswith(b"\x89PNG")
     assert api.get(f"{page}/status").json()["settled"]

@@ -89,6 +89,7 @@ def compile_marker(
     result: dict[str, Any] = {
         "marker_key": key,
         "verdict": report.get("verdict"),
+        "findability": report.get("findability"),
         "size_bytes": len(compiled.data),
     }
 
