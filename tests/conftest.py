@@ -81,6 +81,10 @@ def arv_env(
         # would take 0.4 s at the production one.
         "ARV_CONSOLE_PASSWORD_MEMORY_KIB": "1024",
         "ARV_CONSOLE_PASSWORD_PASSES": "1",
+        # Markers compiled with MindAR's own keyframes: the job engine, quotas and faults are under test
+        # here, and training adds 1-2 s to each of the suite's many compiles. The trained default is
+        # tested end to end in tests/test_pipeline.py and tests/mindar/.
+        "ARV_MARKER_TRAINING": "false",
     }
     if db_backend == "postgresql":
         url = request.getfixturevalue("postgres_url")

@@ -26,7 +26,8 @@ from tests.support.platform import worker_pool
 
 def _upload_to_detection(api: TestClient, tenant: Tenant, env: dict[str, str], tmp_path: Path) -> None:
     photo = target_photo()
-    with worker_pool(env, tmp_path) as pool:
+    # The product's default: the worker trains the marker (the suite's other compiles do not).
+    with worker_pool({**env, "ARV_MARKER_TRAINING": "true"}, tmp_path) as pool:
         pool.start("markers,default", concurrency=1)
         project = api.post("/api/projects", json={"name": "Prints"}, headers=tenant.headers).json()
         created = api.post(
@@ -38,7 +39,7 @@ def _upload_to_detection(api: TestClient, tenant: Tenant, env: dict[str, str], t
         assert created.status_code == 201, created.text
         content = wait_for_marker(api, f"/api/ar-content/{created.json()['id']}", tenant.headers)
     assert content["marker_status"] == "ready", content["marker_error"]
-    assert content["marker_metadata"]["verdict"]
+    assert content["marker_metadata"]["verdict"] and content["marker_metadata"]["trained"] is True
     task = api.get(f"/api/tasks/{created.json()['task_id']}", headers=tenant.headers).json()
     assert task["state"] == "SUCCESS" and task["attempts"] == 1
 

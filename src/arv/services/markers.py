@@ -48,7 +48,13 @@ def marker_key(job_id: str) -> str:
 
 
 def compile_marker(
-    session: Session, storage: Storage, model: MarkerSubject, job: Job, *, max_pixels: int
+    session: Session,
+    storage: Storage,
+    model: MarkerSubject,
+    job: Job,
+    *,
+    max_pixels: int,
+    trained: bool = True,
 ) -> JobOutcome:
     """Compile the subject's image into storage; the outcome's `record` points the subject at it.
 
@@ -79,7 +85,7 @@ def compile_marker(
     from arv.mindar import MindARInputError, compile_targets
 
     try:
-        compiled = compile_targets([image], max_pixels=max_pixels)
+        compiled = compile_targets([image], max_pixels=max_pixels, exact=not trained)
     except MindARInputError as exc:
         raise MarkerInputError(str(exc)) from exc
 
@@ -165,7 +171,15 @@ def request_recompile(session: Session, subject: Portrait | ARContent) -> str:
 
 def _compile_kind(name: str, model: MarkerSubject) -> JobKind:
     def run(session: Session, job: Job) -> JobOutcome:
-        return compile_marker(session, get_storage(), model, job, max_pixels=get_settings().max_image_pixels)
+        settings = get_settings()
+        return compile_marker(
+            session,
+            get_storage(),
+            model,
+            job,
+            max_pixels=settings.max_image_pixels,
+            trained=settings.marker_training,
+        )
 
     def failed(session: Session, job: Job, reason: str) -> None:
         if mark_failed(session, model, [job.id], reason):
