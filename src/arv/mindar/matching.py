@@ -38,6 +38,7 @@ def keyframe_of(
     scale: float,
     to_keyframe: np.ndarray | None = None,
     size: tuple[int, int] | None = None,
+    with_trees: bool = True,
 ) -> dict[str, Any]:
     """One keyframe: the feature points of `image`, a view of the target at `scale`.
 
@@ -81,8 +82,8 @@ def keyframe_of(
     return {
         "maximaPoints": [p for p, keep in zip(points, maxima_rows, strict=True) if keep],
         "minimaPoints": [p for p, keep in zip(points, minima_rows, strict=True) if keep],
-        "maximaPointsCluster": build_cluster_tree(descriptors[maxima_rows]),
-        "minimaPointsCluster": build_cluster_tree(descriptors[minima_rows]),
+        "maximaPointsCluster": build_cluster_tree(descriptors[maxima_rows]) if with_trees else {},
+        "minimaPointsCluster": build_cluster_tree(descriptors[minima_rows]) if with_trees else {},
         "width": width,
         "height": height,
         "scale": _js_number(scale),

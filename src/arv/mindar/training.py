@@ -321,7 +321,10 @@ def _match_view(keys: _Points, found: _Points, homography: np.ndarray, tally: _T
 
 
 def _subset(keyframe: dict[str, Any], keep: np.ndarray) -> dict[str, Any]:
-    """The keyframe with only the points flagged in `keep` (maxima first, as they are stored)."""
+    """The keyframe with only the points flagged in `keep` (maxima first, as they are stored), and
+    cluster trees of those."""
+    if keep.all() and keyframe["maximaPointsCluster"]:
+        return keyframe
     maxima_count = len(keyframe["maximaPoints"])
     maxima = [p for p, k in zip(keyframe["maximaPoints"], keep[:maxima_count], strict=True) if k]
     minima = [p for p, k in zip(keyframe["minimaPoints"], keep[maxima_count:], strict=True) if k]
@@ -379,7 +382,10 @@ def tilted_keyframe(
         face_on, forward[:2], size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
     )
     image = np.clip(np.rint(tilted), 0, 255).astype(np.uint8)
-    return keyframe_of(image, scale, to_keyframe=np.linalg.inv(forward), size=(width, height))
+    # Its cluster trees are built by `_subset`, once its points are chosen.
+    return keyframe_of(
+        image, scale, to_keyframe=np.linalg.inv(forward), size=(width, height), with_trees=False
+    )
 
 
 def tilted_keyframes(target: np.ndarray, keyframes: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
