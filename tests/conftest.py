@@ -25,10 +25,12 @@ for _name in [n for n in os.environ if n.startswith("ARV_") and not n.startswith
 # go first, so the hundreds of short tests fill in at the end instead of one process running a long
 # file alone while the other has nothing left. (Its own order puts the files with fewest tests, these
 # among them, last.) A file missing here only runs later; a stale order costs balance, not results.
+# The fault suite, which mostly waits and times recoveries against 30 s bounds, comes first so that it
+# runs beside the fuzz (one core busy) rather than beside MindAR's two Node.js processes.
 LONGEST_FILES_FIRST = [
-    "tests/test_video_playback.py",
-    "tests/test_api_fuzz.py",
     "tests/test_fault_suite.py",
+    "tests/test_api_fuzz.py",
+    "tests/test_video_playback.py",
     "tests/mindar/test_real_client_agrees.py",
     "tests/test_transcode_faults.py",
     "tests/test_viewer_browser.py",
