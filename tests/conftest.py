@@ -20,6 +20,39 @@ for _name in [n for n in os.environ if n.startswith("ARV_") and not n.startswith
     del os.environ[_name]
 
 
+# The files that take a minute or more of `make test` (the CI run of 1054 s: setup and call of their
+# tests). xdist deals files out to its two processes in collection order: these go first, so the
+# hundreds of short tests fill in at the end instead of one process running a long file alone while
+# the other has nothing left. (Its own order puts the files with fewest tests, these among them, last.)
+# The fault suite times recoveries against 30 s bounds and mostly waits: it comes first, and the files
+# after it that also mostly wait on processes they start run beside it on the other process, before
+# the ones that keep cores busy (the fuzz, the browsers, MindAR's two Node.js processes).
+# A file missing here only runs later; a stale order costs balance, not results.
+LONGEST_FILES_FIRST = [
+    "tests/test_fault_suite.py",
+    "tests/test_transcode_faults.py",
+    "tests/test_platform_run.py",
+    "tests/test_tasks_cli.py",
+    "tests/test_hardening.py",
+    "tests/test_api_fuzz.py",
+    "tests/test_video_playback.py",
+    "tests/mindar/test_real_client_agrees.py",
+    "tests/test_viewer_browser.py",
+    "tests/test_console_browser.py",
+    "tests/test_pipeline.py",
+    "tests/test_pipeline_faults.py",
+    "tests/test_transcode.py",
+    "tests/test_image_memory.py",
+]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Put the long files' tests first, in LONGEST_FILES_FIRST's order, the rest as collected
+    (pyproject's addopts turn xdist's own reordering off so that this order is the one dealt out)."""
+    rank = {path: i for i, path in enumerate(LONGEST_FILES_FIRST)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::", 1)[0], len(rank)))
+
+
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
     """One migrated PostgreSQL database for this run; tests empty it before use."""

@@ -17,6 +17,9 @@ from tests.support.fixtures import MINDAR_FIXTURES
 from tests.support.mindar_client import mind_compiled_by_mindar, picture_as_seen
 
 FIXTURES = MINDAR_FIXTURES
+# A photo no fixture was compiled from, for MindAR's compiler (its committed .mind is read when it is
+# MindAR's output for exactly these pixels: tests/support/mindar_client.py).
+PHOTO = Path(str(files("skimage") / "data" / "chelsea.png"))
 
 
 def _reference_tracking(name: str) -> list[dict]:
@@ -135,7 +138,7 @@ def test_tracking_points_keep_a_tenth_of_the_shortest_side_apart() -> None:
 
 @pytest.mark.node
 def test_tracking_levels_of_a_photo_equal_those_of_mindars_own_compiler_run_now() -> None:
-    rgb = picture_as_seen(Path(str(files("skimage") / "data" / "chelsea.png")))
+    rgb = picture_as_seen(PHOTO)
     (reference,) = decode_mind(mind_compiled_by_mindar([rgb]))
 
     levels = [level.to_mind() for level in build_tracking_levels(grey_from_rgb(rgb))]

@@ -200,18 +200,44 @@ def _detection(found: dict) -> Detection | None:
 
 
 # MindAR's .mind of each list of pictures compiled in this run, by the pictures' pixels.
-_compiled_in_this_run: dict[tuple[str, ...], bytes] = {}
+_compiled_in_this_run: dict[str, bytes] = {}
+
+# MindAR's .mind files for the pictures the suite hands its compiler, committed so that `make test`
+# does not spend 10-60 s of Node.js on each; scripts/mindar-compiled.py makes them again.
+COMPILED_DIR = CLIENT_DIR / "compiled"
+# What decides the bytes MindAR's compiler writes besides the pixels: the pinned packages and the
+# scripts that decode the PNG and run the compiler. A change to any of them changes every key.
+COMPILER_FILES = ("package-lock.json", "compile.mjs", "png-image.mjs", "tf-cpu.mjs")
+
+
+def compiled_key(pictures: Sequence[np.ndarray]) -> str:
+    """The SHA-256 of what makes a .mind: the compiler's files, then each picture's shape, type and
+    pixels exactly as they are handed over, in order."""
+    digest = hashlib.sha256()
+    for name in COMPILER_FILES:
+        digest.update(name.encode() + b"\0" + (CLIENT_DIR / name).read_bytes())
+    for picture in pictures:
+        digest.update(f"{picture.shape}{picture.dtype}".encode() + np.ascontiguousarray(picture).tobytes())
+    return digest.hexdigest()
+
+
+def compiled_path(pictures: Sequence[np.ndarray]) -> Path:
+    return COMPILED_DIR / f"{compiled_key(pictures)}.mind"
 
 
 def mind_compiled_by_mindar(images: Sequence[ImageSource]) -> bytes:
-    """The .mind `compile_with_mindar` makes of `images`, compiled once a run for the same pixels:
-    MindAR's compiler gives the same bytes for the same pictures, and one compile is 10-60 s of
-    Node.js that several tests would otherwise each spend. (Its timings are not kept: a benchmark
-    calls `compile_with_mindar` itself.)"""
+    """The .mind `compile_with_mindar` makes of `images`, without compiling when it can: MindAR's
+    compiler gives the same bytes for the same pictures (scripts/mindar-compiled.py --check compiles
+    again and compares), and one compile is 10-60 s of Node.js. The committed file for exactly these
+    pixels and this compiler is read if there is one, else MindAR compiles them, once a run. (Its
+    timings are not kept: a benchmark calls `compile_with_mindar` itself.)"""
     pictures = [_pixels(image) for image in images]
-    key = tuple(hashlib.sha256(f"{p.shape}{p.dtype}".encode() + p.tobytes()).hexdigest() for p in pictures)
+    key = compiled_key(pictures)
     if key not in _compiled_in_this_run:
-        _compiled_in_this_run[key] = compile_with_mindar(pictures).data
+        committed = COMPILED_DIR / f"{key}.mind"
+        _compiled_in_this_run[key] = (
+            committed.read_bytes() if committed.is_file() else compile_with_mindar(pictures).data
+        )
     return _compiled_in_this_run[key]
 
 
