@@ -137,7 +137,7 @@ def test_tracking_points_keep_a_tenth_of_the_shortest_side_apart() -> None:
 
 
 @pytest.mark.node
-def test_tracking_levels_of_a_photo_equal_those_of_mindars_own_compiler_run_now() -> None:
+def test_tracking_levels_of_a_photo_equal_those_of_mindars_own_compiler() -> None:
     rgb = picture_as_seen(PHOTO)
     (reference,) = decode_mind(mind_compiled_by_mindar([rgb]))
 
