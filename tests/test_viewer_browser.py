@@ -69,6 +69,10 @@ def test_the_page_tracks_the_print_and_plays_the_video_and_never_tracks_without_
         )  # fmt: skip
         states = [s["state"] for s in seen["states"]]
         assert states[:3] == ["loading", "scanning", "tracking"], seen
+        # MindAR's warm-up starts as the camera is asked for, not once it has answered.
+        marks = seen["marks"]
+        warm_up, camera_asked = marks["arv-warm-up-started"], marks["arv-get-user-media"]
+        assert camera_asked <= warm_up < marks["arv-camera-answered"], marks
         # All of it under the page's Content-Security-Policy (tests/test_hardening.py): nothing refused.
         assert not [e for e in seen["errors"] if "Content Security Policy" in e], seen["errors"]
         # Lost when the print went away, found again when it came back; playing only while tracking.

@@ -4,13 +4,17 @@
 //                                  "timeoutS": 30, "holdS": 1.5, "grantCamera": true, "tap": false,
 //                                  "screenshot": "tracking.png" | null, "withoutWebGL": false,
 //                                  "refoundWithinS": null, "connection": null, "videoPicture": false,
-//                                  "signalFile": null, "videoReadyWithinS": null}'
+//                                  "signalFile": null, "videoReadyWithinS": null, "corners": false}'
 // Watches <body data-state> until it reaches one of `until` (or `timeoutS` passes), saves a screenshot
 // once the print shows the playing video (or the poster, while the video is prepared) if asked, reads
 // the video's picture if `videoPicture`, writes `signalFile` (the page's text then) if asked, waits up
 // to `videoReadyWithinS` for a video being prepared to play, taps the screen if `tap`, watches `holdS`
 // seconds more, and prints {states, videoStates, finalState, finalVideo, finalPrint, pageLoads,
 // cameraRequests, video, videoSamples, mutedBeforeTap, bytesBeforeCamera, marks, errors}.
+//
+// `corners` records where the tracked print's four corners are on screen at each pose MindAR gives
+// (report.corners: [[seconds since navigation, x0, y0, ... x3, y3], ...], CSS pixels), on any page that
+// uses MindAR's three.js build: ARV's and a plain MindAR page alike (see recordCorners).
 //
 // `connection` stands in for navigator.connection ({saveData, effectiveType, downlink}), as a phone on
 // a fast or a slow network reports it.
@@ -78,6 +82,57 @@ function printShown() {
   );
 }
 
+// Runs in the page before its scripts: catches MindARThree as MindAR's bundle publishes it
+// (window.MINDAR.IMAGE.MindARThree), notes each anchor added, and at every animation frame in which an
+// anchor shows a new pose (MindAR sets a new group.matrix for each), projects the target's corners
+// (the anchor's plane is 1 target width wide, centred) with the scene's camera to screen pixels.
+function recordCorners() {
+  const anchors = [];
+  window.__arvCorners = [];
+  let published;
+  const image = {};
+  Object.defineProperty(image, "MindARThree", {
+    configurable: true,
+    enumerable: true,
+    get: () => published,
+    set(value) {
+      published = value;
+      const addAnchor = value.prototype.addAnchor;
+      value.prototype.addAnchor = function (targetIndex) {
+        const anchor = addAnchor.call(this, targetIndex);
+        anchors.push({ mindar: this, anchor, last: null });
+        return anchor;
+      };
+    },
+  });
+  window.MINDAR = { IMAGE: image };
+  // Column-major 4x4 (three.js) times a column vector.
+  const apply = (m, v) => [0, 1, 2, 3].map((r) => m[r] * v[0] + m[4 + r] * v[1] + m[8 + r] * v[2] + m[12 + r] * v[3]);
+  const sample = () => {
+    for (const entry of anchors) {
+      const { mindar, anchor } = entry;
+      const matrix = anchor.group.matrix;
+      if (!anchor.group.visible || matrix === entry.last || !mindar.controller || !mindar.controller.markerDimensions) {
+        continue;
+      }
+      entry.last = matrix;
+      const [width, height] = mindar.controller.markerDimensions[anchor.targetIndex];
+      const half = height / width / 2;
+      const camera = mindar.camera;
+      const box = mindar.container;
+      const row = [performance.now() / 1000];
+      for (const [x, y] of [[-0.5, half], [0.5, half], [0.5, -half], [-0.5, -half]]) {
+        const world = apply(matrix.elements, [x, y, 0, 1]);
+        const clip = apply(camera.projectionMatrix.elements, apply(camera.matrixWorldInverse.elements, world));
+        row.push(((clip[0] / clip[3] + 1) / 2) * box.clientWidth, ((1 - clip[1] / clip[3]) / 2) * box.clientHeight);
+      }
+      window.__arvCorners.push(row);
+    }
+    requestAnimationFrame(sample);
+  };
+  requestAnimationFrame(sample);
+}
+
 // One load of the page `options.url`, and the report of what it did.
 async function openPage(options) {
   const report = {
@@ -112,6 +167,9 @@ async function openPage(options) {
         };
       }
     });
+    if (options.corners) {
+      await page.addInitScript(recordCorners);
+    }
     if (options.connection) {
       await page.addInitScript((connection) => {
         Object.defineProperty(Navigator.prototype, "connection", { get: () => connection, configurable: true });
@@ -229,6 +287,7 @@ async function openPage(options) {
         const [navigation] = performance.getEntriesByType("navigation");
         if (navigation) bytes += navigation.transferSize;
         return {
+          corners: window.__arvCorners || null,
           finalState: document.body.dataset.state,
           finalReason: document.body.dataset.reason || null,
           finalVideo: document.body.dataset.video || null,

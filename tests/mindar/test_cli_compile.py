@@ -106,7 +106,7 @@ def test_two_runs_write_the_same_bytes(tmp_path: Path) -> None:
 def test_json_flag_prints_the_quality_report(tmp_path: Path) -> None:
     out = tmp_path / "card.mind"
 
-    result = run_arv("compile", FIXTURES / "card.png", "-o", out, "--json")
+    result = run_arv("compile", FIXTURES / "card.png", "-o", out, "--json", "--exact")
 
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
@@ -114,8 +114,23 @@ def test_json_flag_prints_the_quality_report(tmp_path: Path) -> None:
     assert target["source"] == "card.png"
     assert target["verdict"] == "good"
     assert (target["width"], target["height"]) == (372, 674)
+    # --exact: MindAR's own pyramid, one keyframe per scale.
     assert len(target["keyframes"]) == 7 and len(target["tracking_levels"]) == 2
+    assert target["trained"] is False and 0 <= target["findability"] <= 5
     assert report["bytes"] == len(out.read_bytes())
+
+
+def test_the_default_compile_is_trained_and_smaller_than_exact(tmp_path: Path) -> None:
+    trained, exact = tmp_path / "trained.mind", tmp_path / "exact.mind"
+
+    default = run_arv("compile", FIXTURES / "pictarize.jpg", "-o", trained, "--json")
+    plain = run_arv("compile", FIXTURES / "pictarize.jpg", "-o", exact, "--exact")
+
+    assert default.returncode == 0 and plain.returncode == 0, default.stderr + plain.stderr
+    (target,) = json.loads(default.stdout)["targets"]
+    assert target["trained"] is True
+    assert target["findability"] == round(5 * target["found_share"])
+    assert len(trained.read_bytes()) < len(exact.read_bytes())
 
 
 def _text_file(folder: Path) -> Path:

@@ -149,6 +149,7 @@ def _page_options(
     video_picture: bool = False,
     signal_file: Path | None = None,
     video_ready_within_s: float | None = None,
+    corners: bool = False,
 ) -> dict[str, Any]:
     """What viewer_session.mjs does on one page load (its header comment says what each does)."""
     return {
@@ -163,6 +164,7 @@ def _page_options(
         "videoPicture": video_picture,
         "signalFile": str(signal_file) if signal_file else None,
         "videoReadyWithinS": video_ready_within_s,
+        "corners": corners,
     }
 
 
@@ -185,8 +187,9 @@ def open_viewer(
     """Open the AR page in headless Chromium (tests/browser/viewer_session.mjs) and report what it did.
 
     `page` takes the options of _page_options. The report has the page's performance marks (`marks`,
-    seconds since navigation: arv-target-found, arv-video-first-frame, ...), and with `video_picture`
-    the video's picture (see video_picture())."""
+    seconds since navigation: arv-target-found, arv-video-first-frame, ...), with `video_picture`
+    the video's picture (see video_picture()), and with `corners` the tracked print's corners on screen
+    at each pose (`corners`: rows of [seconds since navigation, x0, y0, ... x3, y3])."""
     options = {
         **_page_options(url, until=until, timeout_s=timeout_s, **page),
         "camera": str(camera) if camera else None,

@@ -64,8 +64,11 @@ def _compile_with_progress_bar(images: list[Path], **options: object) -> Compile
 def _summary_line(report: dict) -> str:
     features = sum(keyframe["feature_points"] for keyframe in report["keyframes"])
     tracking = "/".join(str(level["points"]) for level in report["tracking_levels"])
+    weak = f"; weak: {', '.join(report['weak_regions'])}" if report["weak_regions"] else ""
     return (
-        f"{report['source']}: {report['verdict']} ({report['width']} x {report['height']} px, "
+        f"{report['source']}: {report['verdict']}, findable {report['findability']}/5 "
+        f"({report['found_share']:.0%} of simulated phone views{weak}) "
+        f"({report['width']} x {report['height']} px, "
         f"{len(report['keyframes'])} keyframes, {features} feature points, {tracking} tracking points)"
     )
 
@@ -94,6 +97,14 @@ def compile_command(
             help="Reduce photos to at most this shortest side (px) first.",
         ),
     ] = DEFAULT_WORKING_SIDE,
+    exact: Annotated[
+        bool,
+        typer.Option(
+            "--exact",
+            help="Keep MindAR's own keyframes, bit-exact with its compiler, instead of training them "
+            "on simulated phone views (larger, found less often; for comparison).",
+        ),
+    ] = False,
 ) -> None:
     """Compile images into one MindAR target file (.mind), one target per image."""
     from arv.config import get_settings
@@ -102,7 +113,9 @@ def compile_command(
     if max_pixels is None:
         max_pixels = get_settings().max_image_pixels
     try:
-        compiled = _compile_with_progress_bar(images, max_pixels=max_pixels, working_side=working_side)
+        compiled = _compile_with_progress_bar(
+            images, max_pixels=max_pixels, working_side=working_side, exact=exact
+        )
     except MindARInputError as exc:
         raise _fail(str(exc)) from None
     except MemoryError:

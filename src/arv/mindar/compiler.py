@@ -19,6 +19,7 @@ from arv.mindar.limits import DEFAULT_MAX_PIXELS
 from arv.mindar.matching import build_matching_keyframes
 from arv.mindar.mindfile import encode_mind
 from arv.mindar.tracking import TrackingLevel, build_tracking_levels
+from arv.mindar.training import Findability, rate_findability, select_points
 
 # Photos are compiled at most this many pixels on their shortest side (see the README for the
 # measurement behind it): a phone camera sees a print at well under this size, and larger keyframes
@@ -77,10 +78,16 @@ class TargetReport:
         source: the input's name (file name, or ``image N``).
         width, height: the target's size as compiled (the working resolution), in pixels.
         image_width, image_height: the image's full size as shown (orientation applied).
-        keyframes: feature points per keyframe, full size first.
+        keyframes: feature points per keyframe of the .mind, MindAR's own face-on ones first.
         tracking_levels: tracking points per level (256 and 128 px).
         verdict: ``good``, ``weak: <what is weak>`` or ``unusable``.
         problems: sentences saying what keeps the verdict from ``good``; empty when good.
+        findability: 0 to 5, the share of simulated phone views (tilted, far, blurred, dim; see
+            arv.mindar.training) in which the target is found, in fifths.
+        found_share: that share, 0 to 1.
+        weak_regions: the thirds of the print (``top left`` ... ``bottom right``) that hold too
+            little to be found by when they fill the camera's view.
+        trained: whether the keyframes were trained (False: MindAR's own, bit-exact).
     """
 
     source: str
@@ -92,6 +99,10 @@ class TargetReport:
     tracking_levels: tuple[TrackingLevelReport, ...]
     verdict: str
     problems: tuple[str, ...]
+    findability: int
+    found_share: float
+    weak_regions: tuple[str, ...]
+    trained: bool
 
     @property
     def usable(self) -> bool:
@@ -105,6 +116,7 @@ class TargetReport:
         ]
         data["tracking_levels"] = [asdict(level) for level in self.tracking_levels]
         data["problems"] = list(self.problems)
+        data["weak_regions"] = list(self.weak_regions)
         return data
 
 
@@ -225,8 +237,11 @@ def _report(
     target: np.ndarray,
     keyframes: Sequence[dict],
     tracking_levels: Sequence[TrackingLevel],
+    quality: tuple[str, tuple[str, ...]],
+    findability: Findability,
+    trained: bool,
 ) -> TargetReport:
-    verdict, problems = assess_quality(keyframes, tracking_levels)
+    verdict, problems = quality
     return TargetReport(
         source=label,
         width=int(target.shape[1]),
@@ -251,6 +266,10 @@ def _report(
         ),
         verdict=verdict,
         problems=problems,
+        findability=findability.rating,
+        found_share=round(findability.found_share, 3),
+        weak_regions=findability.weak_regions,
+        trained=trained,
     )
 
 
@@ -261,6 +280,7 @@ def compile_targets(
     working_side: int = DEFAULT_WORKING_SIDE,
     progress: ProgressCallback | None = None,
     labels: Sequence[str] | None = None,
+    exact: bool = False,
 ) -> CompiledTargets:
     """Compile images into one MindAR ``.mind`` file (one target per image, in order) with reports.
 
@@ -272,6 +292,8 @@ def compile_targets(
         working_side: photos are reduced so their shortest side is at most this many pixels first.
         progress: called as ``progress(fraction_done, what_is_being_done)`` while compiling.
         labels: names for the images in messages and reports (default: file names, ``image N``).
+        exact: keep MindAR's own keyframes, bit-exact with its compiler, instead of training them
+            on simulated phone views (arv.mindar.training): for comparison with MindAR.
 
     Raises:
         MindARInputError: an image was refused (its subclass says why); ``TargetUntrackableError``
@@ -292,7 +314,7 @@ def compile_targets(
 
     targets = []
     reports = []
-    steps_per_image = 3
+    steps_per_image = 4
     total_steps = steps_per_image * len(images)
     for index, (image, label) in enumerate(zip(images, names, strict=True)):
         step = index * steps_per_image
@@ -305,7 +327,23 @@ def compile_targets(
         keyframes = build_matching_keyframes(target)
         report_progress((step + 2) / total_steps, f"finding tracking points in {label}")
         tracking_levels = build_tracking_levels(target)
-        report = _report(label, image_shape, target, keyframes, tracking_levels)
+        # The verdict reads MindAR's own keyframes: it is about the photo, the rating about the target.
+        quality = assess_quality(keyframes, tracking_levels)
+        if quality[0] == "unusable":
+            # Nothing to train or rate: the report says why it is refused.
+            findability, matching = Findability(0.0, 0, ()), keyframes
+        else:
+            report_progress(
+                (step + 3) / total_steps,
+                f"rating {label} in simulated phone views"
+                if exact
+                else f"training {label} on simulated phone views",
+            )
+            matching = keyframes if exact else select_points(target, keyframes)
+            findability = rate_findability(target, matching)
+        report = _report(
+            label, image_shape, target, matching, tracking_levels, quality, findability, not exact
+        )
         if not report.usable:
             raise TargetUntrackableError(
                 "the image is unusable as a target: " + "; ".join(report.problems),
@@ -317,9 +355,9 @@ def compile_targets(
             {
                 "targetImage": {"width": report.width, "height": report.height},
                 "trackingData": [level.to_mind() for level in tracking_levels],
-                "matchingData": keyframes,
+                "matchingData": matching,
             }
         )
     report_progress(1.0, "writing the .mind file")
-    data = encode_mind(targets)
+    data = encode_mind(targets, single_floats=not exact)
     return CompiledTargets(data=data, reports=tuple(reports))

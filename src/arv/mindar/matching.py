@@ -30,38 +30,61 @@ def build_matching_keyframes(grey: np.ndarray) -> list[dict[str, Any]]:
 
 
 def _keyframe(image: np.ndarray, scale: float) -> dict[str, Any]:
+    return keyframe_of(image, scale)
+
+
+def keyframe_of(
+    image: np.ndarray,
+    scale: float,
+    to_keyframe: np.ndarray | None = None,
+    size: tuple[int, int] | None = None,
+) -> dict[str, Any]:
+    """One keyframe: the feature points of `image`, a view of the target at `scale`.
+
+    MindAR's own keyframes are the target reduced to `scale`. For another view of the target
+    (arv.mindar.training's tilted ones), `to_keyframe` is the 3 x 3 map from the image's pixel
+    indexes to the keyframe's (the target reduced to `scale`), and `size` that keyframe's width and
+    height: points are stored where they lie on the target, which is what the matcher's pose needs,
+    and those mapped outside it are dropped.
+    """
     space, extrema = detect_extrema(image)
     descriptors = freak_descriptors(sample_pattern(space, extrema))
     del space
-    words = descriptor_words(descriptors).tolist()
     octave_size = 2.0**extrema.octave
-    # Octave pixel centres map back to the keyframe's pixel grid.
-    x = (extrema.x.astype(np.float64) * octave_size + 2.0 ** (extrema.octave - 1) - 0.5).tolist()
-    y = (extrema.y.astype(np.float64) * octave_size + 2.0 ** (extrema.octave - 1) - 0.5).tolist()
+    # Octave pixel centres map back to the image's pixel grid.
+    xs = extrema.x.astype(np.float64) * octave_size + 2.0 ** (extrema.octave - 1) - 0.5
+    ys = extrema.y.astype(np.float64) * octave_size + 2.0 ** (extrema.octave - 1) - 0.5
+    width, height = size or (int(image.shape[1]), int(image.shape[0]))
+    inside = np.ones(len(xs), dtype=bool)
+    if to_keyframe is not None:
+        mapped = np.column_stack([xs, ys, np.ones(len(xs))]) @ to_keyframe.T
+        xs, ys = mapped[:, 0] / mapped[:, 2], mapped[:, 1] / mapped[:, 2]
+        inside = (xs >= 0) & (ys >= 0) & (xs <= width - 1) & (ys <= height - 1)
+    words = descriptor_words(descriptors).tolist()
+    x, y = xs.tolist(), ys.tolist()
     angle = extrema.angle.astype(np.float64).tolist()
     point_scale = octave_size.astype(np.int64).tolist()
-    maxima = (extrema.score > 0).tolist()
+    is_maximum = extrema.score > 0
     points = [
         {
-            "maxima": maxima[i],
+            "maxima": bool(is_maximum[i]),
             "x": _js_number(x[i]),
             "y": _js_number(y[i]),
             "scale": point_scale[i],
             "angle": _js_number(angle[i]),
             "descriptors": words[i],
         }
-        for i in range(len(maxima))
+        for i in range(len(x))
     ]
-    is_maximum = extrema.score > 0
-    maxima = [point for point, keep in zip(points, is_maximum, strict=True) if keep]
-    minima = [point for point, keep in zip(points, is_maximum, strict=True) if not keep]
+    maxima_rows = is_maximum & inside
+    minima_rows = ~is_maximum & inside
     return {
-        "maximaPoints": maxima,
-        "minimaPoints": minima,
-        "maximaPointsCluster": build_cluster_tree(descriptors[is_maximum]),
-        "minimaPointsCluster": build_cluster_tree(descriptors[~is_maximum]),
-        "width": int(image.shape[1]),
-        "height": int(image.shape[0]),
+        "maximaPoints": [p for p, keep in zip(points, maxima_rows, strict=True) if keep],
+        "minimaPoints": [p for p, keep in zip(points, minima_rows, strict=True) if keep],
+        "maximaPointsCluster": build_cluster_tree(descriptors[maxima_rows]),
+        "minimaPointsCluster": build_cluster_tree(descriptors[minima_rows]),
+        "width": width,
+        "height": height,
         "scale": _js_number(scale),
     }
 

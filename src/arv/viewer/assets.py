@@ -15,6 +15,11 @@ VENDOR_FILES = {
     "three/addons/": "vendor/three/addons/",
     "mindar-image-three": "vendor/mind-ar/mindar-image-three.prod.js",
 }
+# MindAR's bundle keeps its Controller in a chunk whose name carries a content hash; the page imports it
+# (as this name) to warm MindAR up before the camera answers. The chunk exports it as `C` in the pinned
+# mind-ar 1.2.5 build (package-lock.json).
+CONTROLLER_MODULE = "mindar-image-controller"
+CONTROLLER_CHUNK_GLOB = "vendor/mind-ar/controller-*.js"
 MEDIA_TYPES = {".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml"}
 
 
@@ -27,14 +32,31 @@ def assets_base(cdn_base_url: str) -> str:
     return cdn_base_url.rstrip("/") + "/" if cdn_base_url else STATIC_ROUTE
 
 
+def _controller_chunk() -> str | None:
+    """The installed chunk of MindAR's bundle that holds its Controller, relative to the static folder."""
+    found = sorted(STATIC_DIR.glob(CONTROLLER_CHUNK_GLOB))
+    return found[0].relative_to(STATIC_DIR).as_posix() if len(found) == 1 else None
+
+
+def _module_files() -> dict[str, str]:
+    files = dict(VENDOR_FILES)
+    chunk = _controller_chunk()
+    if chunk is not None:
+        files[CONTROLLER_MODULE] = chunk
+    return files
+
+
 def import_map(base: str) -> dict[str, dict[str, str]]:
-    """The page's import map: bare module names of MindAR's bundle resolved to the served files."""
-    return {"imports": {name: base + path for name, path in VENDOR_FILES.items()}}
+    """The page's import map: bare module names of MindAR's bundle (and its Controller's chunk) resolved
+    to the served files."""
+    return {"imports": {name: base + path for name, path in _module_files().items()}}
 
 
 def check_installed() -> None:
     """Raise AssetsNotInstalled unless every vendor file the page loads is on disk."""
     missing = [p for p in VENDOR_FILES.values() if not p.endswith("/") and not (STATIC_DIR / p).is_file()]
+    if _controller_chunk() is None:
+        missing.append(CONTROLLER_CHUNK_GLOB)
     if missing:
         raise AssetsNotInstalled(
             f"the viewer's browser files are not installed ({', '.join(missing)}): run "

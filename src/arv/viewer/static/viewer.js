@@ -5,6 +5,9 @@
 // poster or video (nothing yet when absent).
 import * as THREE from "three";
 import { MindARThree } from "mindar-image-three";
+// MindAR's own Controller (what MindARThree runs), from the chunk of the pinned build that holds it
+// (assets.py maps the name): the page builds one to warm MindAR up before the camera answers.
+import { C as Controller } from "mindar-image-controller";
 
 // How often the page asks whether a video being prepared is ready.
 const PREPARING_POLL_MS = 5000;
@@ -13,6 +16,26 @@ const SLOW_CONNECTION_TYPES = new Set(["slow-2g", "2g", "3g"]);
 // Below the small rendition's need with room to spare, and below the 1.6 Mbit/s Chromium reports before
 // it has measured the link: only a link measured slow (or said to be) gets the small rendition.
 const SLOW_DOWNLINK_MBPS = 1.5;
+
+// The camera size asked for. MindAR processes every frame at the video's size (grey conversion, the
+// tracker's projection) and detects in a square crop whose side is the power of two nearest half the
+// short side: 640x480 gives 256, a 1920x1080 stream 512 (four times the detector's work on every frame
+// while searching) and six times the pixels to convert. 640x480 is 4:3 like phone sensors (no crop) and
+// still shows a print seen small across a table at about 100 pixels wide. Asking for a known size also
+// lets the shaders be compiled for it before the camera answers (they are compiled per size).
+const CAMERA_WIDTH = 640;
+const CAMERA_HEIGHT = 480;
+// MindAR's pose filter: One-Euro on each of the pose matrix's 16 elements, cut-offs in cycles per ms,
+// cut-off = filterMinCF + filterBeta * |smoothed speed| (per ms). MindAR's beta (1000) multiplies speeds
+// of elements measured in target pixels: a held print's shake alone raises the cut-off far above anything
+// that smooths, so MindAR's default filter follows every tremor. With beta 0.01, a shake of a pixel
+// adds a few hundredths of a Hz and the pose is smoothed at the minimum cut-off of 0.4 Hz (MindAR: 1 Hz),
+// while a phone moving a 1000-pixel target by a tenth of its width per second raises it by about 1 Hz
+// and faster motion higher, so the video keeps up with the print. Measured by benchmarks/viewer.py.
+const POSE_FILTER = { filterMinCF: 0.0004, filterBeta: 0.01 };
+// Frames tracked beyond the first before the print counts as found (MindAR: 5): fewer is sooner. A false
+// match must still hold for 3 frames (a view without the print is never tracked: test_viewer_browser.py).
+const WARMUP_FRAMES = 2;
 
 const body = document.body;
 const video = document.getElementById("arv-video");
@@ -131,6 +154,229 @@ function showProgress(progress) {
     typeof progress === "number" ? progressLine.dataset.words.replace("{percent}", String(Math.floor(progress))) : "";
 }
 
+// MindAR's anchor matrix while the print is not seen (MindAR hides the anchor with it).
+const HIDDEN_MATRIX = new THREE.Matrix4().set(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1);
+
+// The camera size the page expects to be answered with: a phone held upright may deliver its frames
+// turned (480x640), and MindAR then processes them at that size.
+function expectedCameraSize() {
+  const upright = navigator.maxTouchPoints > 0 && window.innerHeight > window.innerWidth;
+  return upright ? [CAMERA_HEIGHT, CAMERA_WIDTH] : [CAMERA_WIDTH, CAMERA_HEIGHT];
+}
+
+// MindARThree with ARV's changes to how it starts, which its options cannot reach (a patch by
+// subclass: MindAR's files are used as published):
+// - the camera is asked for at CAMERA_WIDTH x CAMERA_HEIGHT (MindAR asks for no size: the browser picks);
+// - MindAR's warm-up runs while the camera is being asked for (and the marker downloaded), not after the
+//   camera answered. MindARThree.start() waits for the camera, and only then builds its Controller,
+//   loads the marker and runs the Controller's dummyRun(), which compiles TensorFlow.js's WebGL shaders
+//   of the detector and the tracker for the video's size (the WebGL backend itself starts at their
+//   first operation): 1.3 s in headless Chromium on an idle 2-core machine, 2-3 s under load, mostly
+//   the detector's. Here the Controller is built, given the marker and dummy-run on a
+//   blank frame of the expected size as soon as the camera is asked for, and becomes MindAR's
+//   controller when the camera answers at that size (at another size, one is built for it as MindAR
+//   does; the shaders of the detector, whose crop is the same, stay compiled);
+// - so _startAR() is ARV's: it does what MindAR's does after the warm-up (sizes the view, places each
+//   anchor's group at each pose, calls onTargetFound / onTargetLost / onTargetUpdate, starts
+//   processing), for three.js anchors (addAnchor); ARV adds no CSS anchors.
+class ArvMindAR extends MindARThree {
+  // `marker`: a promise of the marker's bytes.
+  constructor(options, marker) {
+    super(options);
+    this.marker = marker;
+    this.markerBuffer = null;
+    this.warmController = null;
+  }
+
+  async start() {
+    this.ui.showLoading();
+    const camera = this._startVideo();
+    // Awaited below, after the marker: a refusal meanwhile must not count as unhandled.
+    camera.catch(() => {});
+    performance.mark("arv-warm-up-started");
+    let warming = null;
+    try {
+      warming = this._warmingController(...expectedCameraSize());
+    } catch (error) {
+      // Only the head start is lost: _startAR() builds the controller as MindAR would.
+      console.warn("MindAR's warm-up failed", error);
+    }
+    try {
+      this.markerBuffer = await this.marker;
+    } catch (error) {
+      // No marker, no AR view: the camera goes off again as soon as it has answered.
+      if (warming) {
+        warming.controller.worker.terminate();
+      }
+      camera.then(
+        () => this.video.srcObject.getTracks().forEach((track) => track.stop()),
+        () => {},
+      );
+      throw error;
+    }
+    if (warming) {
+      try {
+        this.warmController = warming.finish();
+      } catch (error) {
+        console.warn("MindAR's warm-up failed", error);
+        warming.controller.worker.terminate();
+      }
+    }
+    performance.mark("arv-warm-up-done");
+    try {
+      await camera;
+    } catch (error) {
+      this._dropWarmController();
+      throw error;
+    }
+    await this._startAR();
+  }
+
+  _controllerOptions(width, height) {
+    return {
+      inputWidth: width,
+      inputHeight: height,
+      maxTrack: this.maxTrack,
+      filterMinCF: this.filterMinCF,
+      filterBeta: this.filterBeta,
+      warmupTolerance: this.warmupTolerance,
+      missTolerance: this.missTolerance,
+      onUpdate: (data) => this._update(data),
+    };
+  }
+
+  // MindAR's Controller.dummyRun() in two halves, on a blank frame of the given size: the detector's
+  // (its crop does not depend on the marker) now, while the marker may still be downloading, and the
+  // tracker's (which needs the marker) in finish(), which returns the controller.
+  _warmingController(width, height) {
+    const controller = new Controller(this._controllerOptions(width, height));
+    const frame = document.createElement("canvas");
+    frame.width = width;
+    frame.height = height;
+    const input = controller.inputLoader.loadInput(frame);
+    try {
+      controller.cropDetector.detect(input);
+    } catch (error) {
+      input.dispose();
+      controller.worker.terminate();
+      throw error;
+    }
+    performance.mark("arv-warm-up-detector");
+    const finish = () => {
+      try {
+        controller.addImageTargetsFromBuffer(this.markerBuffer);
+        controller.tracker.dummyRun(input);
+      } finally {
+        input.dispose();
+      }
+      return controller;
+    };
+    return { controller, finish };
+  }
+
+  // A MindAR Controller of the given input size with the page's options and the marker, dummy-run on
+  // `input` as MindAR does.
+  _controller(width, height, input) {
+    const controller = new Controller(this._controllerOptions(width, height));
+    controller.addImageTargetsFromBuffer(this.markerBuffer);
+    controller.dummyRun(input);
+    return controller;
+  }
+
+  _dropWarmController() {
+    if (this.warmController) {
+      this.warmController.worker.terminate();
+      this.warmController = null;
+    }
+  }
+
+  // MindAR's _startVideo() with a camera size: the same element and contract (this.video, sized to the
+  // stream, resolves once the stream's size is known; rejects when there is no camera).
+  _startVideo() {
+    this.video = document.createElement("video");
+    for (const name of ["autoplay", "muted", "playsinline"]) {
+      this.video.setAttribute(name, "");
+    }
+    Object.assign(this.video.style, { position: "absolute", top: "0px", left: "0px", zIndex: "-2" });
+    this.container.appendChild(this.video);
+    const constraints = {
+      audio: false,
+      video: {
+        facingMode: this.shouldFaceUser ? "user" : "environment",
+        width: { ideal: CAMERA_WIDTH },
+        height: { ideal: CAMERA_HEIGHT },
+      },
+    };
+    return navigator.mediaDevices.getUserMedia(constraints).then((stream) => {
+      performance.mark("arv-camera-answered");
+      return new Promise((resolve) => {
+        this.video.addEventListener("loadedmetadata", () => {
+          this.video.setAttribute("width", this.video.videoWidth);
+          this.video.setAttribute("height", this.video.videoHeight);
+          resolve();
+        });
+        this.video.srcObject = stream;
+      });
+    });
+  }
+
+  async _startAR() {
+    const { videoWidth: width, videoHeight: height } = this.video;
+    const warm = this.warmController;
+    if (warm && warm.inputWidth === width && warm.inputHeight === height) {
+      this.controller = warm;
+      this.warmController = null;
+    } else {
+      this._dropWarmController();
+      this.controller = this._controller(width, height, this.video);
+    }
+    this.resize();
+    // MindAR's anchor space: 1 is the target's width, the origin its centre.
+    this.postMatrixs = this.controller.markerDimensions.map(([markerWidth, markerHeight]) =>
+      new THREE.Matrix4().compose(
+        new THREE.Vector3(markerWidth / 2, markerHeight / 2, 0),
+        new THREE.Quaternion(),
+        new THREE.Vector3(markerWidth, markerWidth, markerWidth),
+      ),
+    );
+    this.ui.hideLoading();
+    this.ui.showScanning();
+    this.controller.processVideo(this.video);
+  }
+
+  // The Controller's onUpdate: each pose of a target (worldMatrix null: lost) moves its anchors.
+  _update({ type, targetIndex, worldMatrix }) {
+    if (type !== "updateMatrix") {
+      return;
+    }
+    for (const anchor of this.anchors) {
+      if (anchor.targetIndex !== targetIndex) {
+        continue;
+      }
+      const seen = worldMatrix !== null;
+      anchor.group.visible = seen;
+      anchor.group.matrix = seen
+        ? new THREE.Matrix4().fromArray(worldMatrix).multiply(this.postMatrixs[targetIndex])
+        : HIDDEN_MATRIX.clone();
+      if (anchor.visible !== seen) {
+        anchor.visible = seen;
+        const callback = seen ? anchor.onTargetFound : anchor.onTargetLost;
+        if (callback) {
+          callback();
+        }
+      }
+      if (anchor.onTargetUpdate) {
+        anchor.onTargetUpdate();
+      }
+    }
+    if (this.anchors.some((anchor) => anchor.visible)) {
+      this.ui.hideScanning();
+    } else {
+      this.ui.showScanning();
+    }
+  }
+}
+
 // The picture on the print: the content's video once it plays, its poster (or nothing) before.
 class PrintSurface {
   constructor(anchor, planeAspect) {
@@ -242,7 +488,7 @@ async function main() {
     return;
   }
   // Started by prefetch.js while this module and its libraries were loading.
-  const { status, content, markerUrl } = await window.arvPrepared;
+  const { status, content } = await window.arvContent;
   if (content.state === "expired") {
     show("expired");
     return;
@@ -253,14 +499,20 @@ async function main() {
   }
   setMuted(true);
 
-  const mindar = new MindARThree({
-    container: document.getElementById("arv-scene"),
-    imageTargetSrc: markerUrl,
-    maxTrack: 1,
-    uiLoading: "no",
-    uiScanning: "no",
-    uiError: "no",
-  });
+  const mindar = new ArvMindAR(
+    {
+      container: document.getElementById("arv-scene"),
+      // Unused: ArvMindAR gives the controller the marker's bytes.
+      imageTargetSrc: null,
+      maxTrack: 1,
+      uiLoading: "no",
+      uiScanning: "no",
+      uiError: "no",
+      ...POSE_FILTER,
+      warmupTolerance: WARMUP_FRAMES,
+    },
+    window.arvMarker,
+  );
   const { renderer, scene, camera } = mindar;
   const anchor = mindar.addAnchor(0);
   const surface = new PrintSurface(anchor, content.target_width / content.target_height);
@@ -302,10 +554,15 @@ async function main() {
   try {
     await mindar.start();
   } catch (error) {
-    // MindAR rejects without a reason; no camera stream means the camera was refused or is missing.
+    // MindAR rejects without a reason; no camera stream means the camera was refused or is missing,
+    // unless the marker could not be downloaded.
+    const markerFailed = await window.arvMarker.then(
+      () => false,
+      () => true,
+    );
     const cameraStarted = Boolean(mindar.video && mindar.video.srcObject);
     console.warn("the AR view did not start", error);
-    show("error", cameraStarted ? "failed" : "camera");
+    show("error", cameraStarted || markerFailed ? "failed" : "camera");
     return;
   }
   performance.mark("arv-scanning");
