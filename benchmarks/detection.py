@@ -3,7 +3,7 @@ and whether the findability rating foretells it (issue 14, acceptance items 1, 2
 
 Run from the repository root:
 
-    .venv/bin/python benchmarks/detection.py
+    .venv/bin/python benchmarks/detection.py [--photos NAME ...]
 
 Each photo is compiled three ways: by ARV as the product does (trained feature selection), by ARV with
 ``exact=True`` (bit-exact with MindAR's compiler), and by MindAR 1.2.5's own compiler in Node.js. The
@@ -26,6 +26,7 @@ the speed comparison on the large photo runs each compile alone.
 
 from __future__ import annotations
 
+import argparse
 import statistics
 import subprocess
 import sys
@@ -431,13 +432,19 @@ def print_ratings(
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--photos", nargs="+", choices=list(TARGETS), default=list(TARGETS), help="photos to run"
+    )
+    args = parser.parse_args()
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="arv-detection-benchmark-") as scratch:
         folder = Path(scratch)
-        paths = {name: photo_path(source, folder) for name, source in TARGETS.items()}
+        paths = {name: photo_path(TARGETS[name], folder) for name in args.photos}
         target_views = {
-            name: views_in_poses(picture_as_seen(path), VIEWS, seed=i)
-            for i, (name, path) in enumerate(paths.items())
+            # A photo's views are the same whichever photos run with it: the seed is its place in TARGETS.
+            name: views_in_poses(picture_as_seen(path), VIEWS, seed=list(TARGETS).index(name))
+            for name, path in paths.items()
         }
         empty = views_without_targets()
         print(
