@@ -82,3 +82,14 @@ def test_a_dim_noisy_camera_darkens_and_roughens_a_flat_grey_scene() -> None:
     recorded = expose(grey, Camera(noise=8.0, gain=0.5), np.random.default_rng(0))
     assert 55 < recorded.mean() < 75
     assert 6 < recorded.std() < 10
+
+
+def test_motion_blur_draws_a_point_into_a_streak_of_its_length_along_its_direction() -> None:
+    point = np.zeros((FRAME_HEIGHT, FRAME_WIDTH, 3), np.uint8)
+    point[240, 320] = 255
+    along_rows = expose(point, Camera(noise=0.0, motion=9, motion_angle=0), np.random.default_rng(0))[..., 0]
+    along_columns = expose(point, Camera(noise=0.0, motion=9, motion_angle=90), np.random.default_rng(0))[
+        ..., 0
+    ]
+    assert np.count_nonzero(along_rows) == np.count_nonzero(along_rows[240, 316:325]) == 9
+    assert np.count_nonzero(along_columns) == np.count_nonzero(along_columns[236:245, 320]) == 9

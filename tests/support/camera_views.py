@@ -39,14 +39,17 @@ class Pose:
 @dataclass(frozen=True)
 class Camera:
     """What the phone's camera does to the picture: focus blur (Gaussian sigma, pixels), sensor noise
-    (Gaussian sigma, grey levels), exposure gain, gamma, and a shadow across the frame (0 none, 1 the
-    far side black)."""
+    (Gaussian sigma, grey levels), exposure gain, gamma, a shadow across the frame (0 none, 1 the
+    far side black), and motion blur: the streak a moving hand draws during the exposure, its length
+    in pixels and its direction in degrees (0 along the frame's rows)."""
 
     blur: float = 0.0
     noise: float = 2.0
     gain: float = 1.0
     gamma: float = 1.0
     shadow: float = 0.0
+    motion: float = 0.0
+    motion_angle: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -197,15 +200,38 @@ def expose(frame: np.ndarray, camera: Camera, rng: np.random.Generator) -> np.nd
     light = np.clip(light * camera.gain, 0, 1) ** camera.gamma
     if camera.blur:
         light = cv2.GaussianBlur(light, (0, 0), camera.blur)
+    if camera.motion:
+        light = cv2.filter2D(light, -1, motion_kernel(camera.motion, camera.motion_angle))
     recorded = light * 255.0 + camera.noise * rng.standard_normal(size=light.shape, dtype=np.float32)
     return np.clip(np.round(recorded), 0, 255).astype(np.uint8)
 
 
+def motion_kernel(length: float, angle: float) -> np.ndarray:
+    """A normalised line of `length` pixels at `angle` degrees, the point spread of a steady sweep."""
+    size = int(np.ceil(length)) | 1
+    kernel = np.zeros((size, size), np.float32)
+    centre = size // 2
+    dx, dy = math.cos(math.radians(angle)), math.sin(math.radians(angle))
+    for t in np.linspace(-(length - 1) / 2, (length - 1) / 2, max(2, 4 * size)):
+        kernel[round(centre + t * dy), round(centre + t * dx)] = 1.0
+    return kernel / kernel.sum()
+
+
 def views_of_target(target: np.ndarray, seed: int = 0) -> list[CameraView]:
     """The frames of TARGET_VIEWS for one target (an RGB array as a person sees the print)."""
+    return views_in_poses(target, TARGET_VIEWS, seed)
+
+
+def views_in_poses(
+    target: np.ndarray, specs: Sequence[tuple[str, Pose, Camera, float]], seed: int = 0
+) -> list[CameraView]:
+    """One frame per (name, pose, camera, clutter) of `specs`: the target (an RGB array as a person sees
+    the print) in that pose on a desk with that clutter (0..1), through that camera. The random desk
+    and sensor noise of the i-th spec come from the seed [seed, i], so a view stays the same when
+    specs are added after it."""
     height, width = target.shape[:2]
     views = []
-    for index, (name, pose, camera, clutter) in enumerate(TARGET_VIEWS):
+    for index, (name, pose, camera, clutter) in enumerate(specs):
         rng = np.random.default_rng([seed, index])
         homography = target_plane_homography((width, height), pose)
         frame = place_print(desk_background(rng, clutter), target, homography)
