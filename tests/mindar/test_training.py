@@ -78,7 +78,7 @@ def test_a_detailed_photo_rates_high_and_a_nearly_blank_one_low_with_its_blank_p
     blank[30:230, 380:580] = np.asarray(photo(200, 200, seed=5).convert("L"))
     sparse = rate_findability(blank, build_matching_keyframes(blank))
 
-    assert detailed.rating >= 3 and detailed.rating == round(5 * detailed.found_share)
+    assert detailed.rating >= 4 and detailed.found_share > sparse.found_share
     assert sparse.rating < detailed.rating
-    assert {"bottom left", "centre"} <= set(sparse.weak_regions)
+    assert {"bottom left", "bottom", "left"} <= set(sparse.weak_regions)
     assert "top right" not in sparse.weak_regions
