@@ -4,6 +4,9 @@ test_real_client_agrees.py; how much more often than MindAR's own is benchmarks/
 
 from __future__ import annotations
 
+from importlib.resources import files
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -82,3 +85,11 @@ def test_a_detailed_photo_rates_high_and_a_nearly_blank_one_low_with_its_blank_p
     assert sparse.rating < detailed.rating
     assert {"bottom left", "bottom", "left"} <= set(sparse.weak_regions)
     assert "top right" not in sparse.weak_regions
+
+
+def test_a_silhouette_whose_keyframes_keep_no_minima_compiles() -> None:
+    # scikit-image's horse: black on white, so trained keyframes can be left with maxima only.
+    compiled = compile_targets([Path(str(files("skimage") / "data" / "horse.png"))])
+
+    (target,) = decode_mind(compiled.data)
+    assert target["matchingData"] and compiled.reports[0].trained
