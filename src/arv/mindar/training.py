@@ -12,7 +12,7 @@ Training, for each photo:
    where it lies on the face-on print, which is what MindAR's matcher needs for the pose: the
    `.mind` format and the stock MindAR.js 1.2.5 runtime are unchanged.
 2. Simulated views (`simulated_views`): the 256-px crop MindAR's detector sees of a 640 x 480
-   camera, the print tilted up to 60 degrees, from three crop widths down to under a third of one,
+   camera, the print tilted up to 60 degrees, from four crop widths down to under a third of one,
    any roll, partial views, focus blur, sensor noise, dim light, a cluttered desk. ARV's port of
    MindAR's detector runs on each, and each keyframe within reach of the view's scale is matched as
    MindAR's matcher does (Hamming distance, best against second best at 0.7). A match is correct
@@ -90,8 +90,7 @@ class View:
 
     grey: np.ndarray
     homography: np.ndarray
-    # The print's longer side in this view, in crop widths; its centre in target fractions.
-    size: float
+    # The point of the print at the crop's centre, in fractions of its width and height.
     centre: tuple[float, float]
 
 
@@ -184,7 +183,6 @@ def simulated_views(target: np.ndarray, count: int, seed: int) -> Iterator[View]
         yield View(
             grey=_render(levels, homography, rng),
             homography=homography,
-            size=size,
             centre=(float(centre[0] / width), float(centre[1] / height)),
         )
 
