@@ -78,13 +78,15 @@ class TargetReport:
         source: the input's name (file name, or ``image N``).
         width, height: the target's size as compiled (the working resolution), in pixels.
         image_width, image_height: the image's full size as shown (orientation applied).
-        keyframes: feature points per keyframe of the .mind, MindAR's own face-on ones first.
+        keyframes: feature points per keyframe of the .mind: the face-on ones kept, then the tilted
+            ones (MindAR's own face-on pyramid alone when exact).
         tracking_levels: tracking points per level (256 and 128 px).
         verdict: ``good``, ``weak: <what is weak>`` or ``unusable``.
         problems: sentences saying what keeps the verdict from ``good``; empty when good.
-        findability: 0 to 5, the share of simulated phone views (tilted, far, blurred, dim; see
-            arv.mindar.training) in which the target is found, in fifths.
-        found_share: that share, 0 to 1.
+        findability: 0 to 5, the share of everyday phone views expected to find the target, in
+            fifths, estimated from ``found_share`` (see arv.mindar.training's rating).
+        found_share: the share of simulated phone views (tilted, far, blurred, dim) in which the
+            target is found, 0 to 1.
         weak_regions: the thirds of the print (``top left`` ... ``bottom right``) that hold too
             little to be found by when they fill the camera's view.
         trained: whether the keyframes were trained (False: MindAR's own, bit-exact).
