@@ -45,8 +45,8 @@ class Settings(BaseSettings):
     # Decompression-bomb guard: images claiming more pixels than this are refused from their header.
     # The compiler's own limit, the one its memory budget was measured for (see arv.mindar.limits).
     max_image_pixels: int = DEFAULT_MAX_PIXELS
-    # Markers are trained on simulated phone views (arv.mindar.training): found in more views, smaller,
-    # a second or two more per compile. Off: MindAR's own keyframes, bit-exact with its compiler.
+    # Markers are trained on simulated phone views (arv.mindar.training): smaller, found more often in
+    # steep and dark views, a second or two more per compile. Off: MindAR's own keyframes, bit-exact.
     marker_training: bool = True
     download_url_ttl_s: int = 900
 

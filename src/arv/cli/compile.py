@@ -102,7 +102,7 @@ def compile_command(
         typer.Option(
             "--exact",
             help="Keep MindAR's own keyframes, bit-exact with its compiler, instead of training them "
-            "on simulated phone views (larger, found less often; for comparison).",
+            "on simulated phone views (for comparison with MindAR).",
         ),
     ] = False,
 ) -> None:
