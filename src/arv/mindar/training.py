@@ -209,8 +209,8 @@ def _keyframe_points(keyframe: dict[str, Any]) -> _Points:
 
 def _wide_words(words: np.ndarray) -> np.ndarray:
     """21 32-bit words as 11 64-bit ones (the last half empty): half the XORs for a distance."""
-    padded = np.zeros((len(words), 22), np.uint32)
-    padded[:, :21] = words
+    padded = np.zeros((len(words), DESCRIPTOR_WORDS + 1), np.uint32)
+    padded[:, :DESCRIPTOR_WORDS] = words
     return padded.view(np.uint64)
 
 
