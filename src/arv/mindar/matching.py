@@ -26,11 +26,7 @@ def build_matching_keyframes(grey: np.ndarray) -> list[dict[str, Any]]:
     if grey.ndim != 2 or grey.dtype != np.uint8:
         raise ValueError(f"expected a 2-D uint8 grey image, got {grey.dtype} with shape {grey.shape}")
     height, width = grey.shape
-    return [_keyframe(resize_box(grey, scale), scale) for scale in keyframe_scales(width, height)]
-
-
-def _keyframe(image: np.ndarray, scale: float) -> dict[str, Any]:
-    return keyframe_of(image, scale)
+    return [keyframe_of(resize_box(grey, scale), scale) for scale in keyframe_scales(width, height)]
 
 
 def keyframe_of(
