@@ -225,6 +225,8 @@ class _Tally:
     same kind nearest its projection, within CORRECT_WITHIN_PX), and its correct and wrong matches;
     per view and keyframe, the correct matches."""
 
+    # The keyframes' points, as matched.
+    points: list[_Points]
     visible: list[np.ndarray]
     redetected: list[np.ndarray]
     correct: list[np.ndarray]
@@ -239,13 +241,13 @@ class _Tally:
         def zeros() -> list[np.ndarray]:
             return [np.zeros(len(p.xy), np.int32) for p in points]
 
-        return cls(zeros(), zeros(), zeros(), zeros())
+        return cls(list(points), zeros(), zeros(), zeros(), zeros())
 
-    def found(self, keyframes: np.ndarray, at_least: int = MIN_INLIERS) -> np.ndarray:
-        """Per view: whether one of `keyframes` (indexes) gathers `at_least` correct matches."""
+    def found(self, keyframes: np.ndarray) -> np.ndarray:
+        """Per view: whether one of `keyframes` (indexes) gathers MIN_INLIERS correct matches."""
         if len(keyframes) == 0:
             return np.zeros(len(self.matches), bool)
-        return np.array([m[keyframes].max() >= at_least for m in self.matches], dtype=bool)
+        return np.array([m[keyframes].max() >= MIN_INLIERS for m in self.matches], dtype=bool)
 
     def strength(self, keyframes: np.ndarray) -> int:
         if len(keyframes) == 0:
@@ -474,15 +476,15 @@ def rate_findability(target: np.ndarray, keyframes: Sequence[dict[str, Any]]) ->
         shown += np.all((on_screen >= 0) & (on_screen < VIEW_SIDE), axis=1)
     # Each view's matches in its best keyframe, by the third of the print the keypoint lies in.
     regions = []
-    for keyframe in keyframes:
-        xy = _keyframe_points(keyframe).xy.reshape(-1, 2)
+    for points in tally.points:
+        xy = points.xy
         rows = np.clip(xy[:, 1] * 3 // height, 0, 2).astype(int)
         regions.append(rows * 3 + np.clip(xy[:, 0] * 3 // width, 0, 2).astype(int))
     matched = np.zeros(9, np.float64)
-    for matches, points in zip(tally.matches, tally.matched_points, strict=True):
+    for matches, correct_rows in zip(tally.matches, tally.matched_points, strict=True):
         best = int(np.argmax(matches))
-        if best in points:
-            np.add.at(matched, regions[best][points[best]], 1)
+        if best in correct_rows:
+            np.add.at(matched, regions[best][correct_rows[best]], 1)
     per_view = matched / np.maximum(shown, 1)
     # Against the mean of the regions: a print with detail in one corner only has every other
     # region weak; a print matched nowhere is weak everywhere.
