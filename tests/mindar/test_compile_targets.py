@@ -16,6 +16,7 @@ from arv.mindar import (
     decode_mind,
 )
 from arv.mindar.compiler import working_resolution
+from arv.mindar.mindfile import RUNTIME_TRACKING_LEVEL
 from tests.support.fixtures import MINDAR_FIXTURES
 
 FIXTURES = MINDAR_FIXTURES
@@ -143,9 +144,13 @@ def test_the_report_counts_features_per_keyframe_and_points_per_tracking_level_a
     assert [k["feature_points"] for k in report["keyframes"]] == [
         len(k["maximaPoints"]) + len(k["minimaPoints"]) for k in target["matchingData"]
     ]
-    assert [level["points"] for level in report["tracking_levels"]] == [
-        len(level["points"]) for level in target["trackingData"]
-    ]
+    # The file is compact: of the tracking levels it holds the one MindAR's runtime follows.
+    levels = report["tracking_levels"]
+    assert len(levels) == len(target["trackingData"]) == 2
+    assert levels[RUNTIME_TRACKING_LEVEL]["points"] == len(
+        target["trackingData"][RUNTIME_TRACKING_LEVEL]["points"]
+    )
+    assert target["trackingData"][0]["points"] == [] and levels[0]["points"] > 0
     assert json.loads(json.dumps(compiled.to_dict()))["targets"][0]["verdict"] == report["verdict"]
 
 

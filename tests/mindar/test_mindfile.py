@@ -113,3 +113,34 @@ def test_encoding_is_deterministic() -> None:
 def test_files_that_are_not_version_2_mind_files_are_refused(data: bytes, message: str) -> None:
     with pytest.raises(MindFileError, match=message):
         decode_mind(data)
+
+
+def test_a_compact_file_holds_what_mindars_runtime_reads_and_nothing_else() -> None:
+    original = (FIXTURES / "pictarize.mind").read_bytes()
+    (target,) = decode_mind(original)
+
+    compact = encode_mind([target], compact=True)
+
+    (written,) = decode_mind(compact)
+    assert len(compact) < 0.8 * len(original)
+    # The tracker's level (128 px) whole; the 256-px one in its place, empty, its scale kept.
+    follow, unread = target["trackingData"][1], target["trackingData"][0]
+    # (Scales too are 32-bit floats.)
+    assert {**written["trackingData"][1], "scale": None} == {**follow, "scale": None}
+    assert written["trackingData"][1]["scale"] == pytest.approx(follow["scale"], rel=1e-6)
+    assert {**written["trackingData"][0], "scale": None} == {
+        "data": b"", "scale": None, "width": 0, "height": 0, "points": []
+    }  # fmt: skip
+    assert written["trackingData"][0]["scale"] == pytest.approx(unread["scale"], rel=1e-6)
+    for theirs, ours in zip(target["matchingData"], written["matchingData"], strict=True):
+        assert ours["maximaPointsCluster"] == theirs["maximaPointsCluster"]
+        assert (ours["width"], ours["height"]) == (theirs["width"], theirs["height"])
+        assert ours["scale"] == pytest.approx(theirs["scale"], rel=1e-6)
+        for kind in ("maximaPoints", "minimaPoints"):
+            assert len(ours[kind]) == len(theirs[kind])
+            for mine, reference in zip(ours[kind], theirs[kind], strict=True):
+                # The list says the kind; positions and angles as 32-bit floats; the rest unchanged.
+                assert list(mine) == ["x", "y", "scale", "angle", "descriptors"]
+                assert mine["descriptors"] == reference["descriptors"] and mine["scale"] == reference["scale"]
+                for key in ("x", "y", "angle"):
+                    assert mine[key] == pytest.approx(reference[key], rel=1e-6, abs=1e-6)

@@ -361,5 +361,5 @@ def compile_targets(
             }
         )
     report_progress(1.0, "writing the .mind file")
-    data = encode_mind(targets, single_floats=not exact)
+    data = encode_mind(targets, compact=not exact)
     return CompiledTargets(data=data, reports=tuple(reports))

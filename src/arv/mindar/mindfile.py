@@ -27,6 +27,12 @@ KEYFRAME_KEYS = (
 )
 FEATURE_POINT_KEYS = ("maxima", "x", "y", "scale", "angle", "descriptors")
 
+# What the stock MindAR.js 1.2.5 runtime reads of a target, the rest being for MindAR's compiler and
+# its tools: its tracker follows one tracking level only (tracker.js, TRACKING_KEYFRAME = 1: the one
+# whose shortest side is 128 px), and its matcher takes a keypoint's kind from the list holding it
+# (matching.js reads `maxima` of the camera's points only). A compact file leaves out the rest.
+RUNTIME_TRACKING_LEVEL = 1
+
 
 def _js_number(value: Any) -> Any:
     """A number as JavaScript's MessagePack encoder writes it: integral values as integers."""
@@ -55,14 +61,15 @@ def _js_value(value: Any) -> Any:
     return _js_number(value)
 
 
-def _feature_point(point: dict) -> dict:
+def _feature_point(point: dict, compact: bool) -> dict:
     descriptors = point["descriptors"]
     if isinstance(descriptors, np.ndarray):
         descriptors = descriptors.astype(np.uint32).tolist()
     else:
         descriptors = [int(value) for value in descriptors]
+    kind = {} if compact else {"maxima": bool(point["maxima"])}
     return {
-        "maxima": bool(point["maxima"]),
+        **kind,
         "x": _js_number(point["x"]),
         "y": _js_number(point["y"]),
         "scale": _js_number(point["scale"]),
@@ -71,13 +78,13 @@ def _feature_point(point: dict) -> dict:
     }
 
 
-def _keyframe(keyframe: dict) -> dict:
+def _keyframe(keyframe: dict, compact: bool) -> dict:
     missing = [key for key in KEYFRAME_KEYS if key not in keyframe]
     if missing:
         raise ValueError(f"a matching keyframe lacks {', '.join(missing)}")
     return {
-        "maximaPoints": [_feature_point(point) for point in keyframe["maximaPoints"]],
-        "minimaPoints": [_feature_point(point) for point in keyframe["minimaPoints"]],
+        "maximaPoints": [_feature_point(point, compact) for point in keyframe["maximaPoints"]],
+        "minimaPoints": [_feature_point(point, compact) for point in keyframe["minimaPoints"]],
         "maximaPointsCluster": _js_value(keyframe["maximaPointsCluster"]),
         "minimaPointsCluster": _js_value(keyframe["minimaPointsCluster"]),
         "width": _js_number(keyframe["width"]),
@@ -86,7 +93,10 @@ def _keyframe(keyframe: dict) -> dict:
     }
 
 
-def _tracking_level(level: dict) -> dict:
+def _tracking_level(level: dict, read_by_runtime: bool = True) -> dict:
+    if not read_by_runtime:
+        # Kept in its place, so the level the runtime follows keeps its index, but empty.
+        return {"data": b"", "scale": _js_number(level["scale"]), "width": 0, "height": 0, "points": []}
     return {
         "data": bytes(level["data"]),
         "scale": _js_number(level["scale"]),
@@ -96,12 +106,19 @@ def _tracking_level(level: dict) -> dict:
     }
 
 
-def encode_mind(targets: Sequence[dict], *, single_floats: bool = False) -> bytes:
+def encode_mind(targets: Sequence[dict], *, compact: bool = False) -> bytes:
     """The ``.mind`` file holding the given targets, byte for byte as MindAR's encoder writes it.
 
-    With `single_floats`, non-integral numbers are written as MessagePack's 32-bit floats instead of
-    64-bit ones: MindAR's decoder reads both as a JavaScript number, and a keypoint's position needs
-    no more than a 32-bit float's seven digits. Four bytes less per number; no longer MindAR's bytes.
+    A `compact` file holds only what the stock MindAR.js 1.2.5 runtime reads, and is no longer
+    MindAR's bytes:
+    - non-integral numbers are MessagePack's 32-bit floats instead of 64-bit ones (MindAR's decoder
+      reads both as a JavaScript number, and a keypoint's position needs no more than a 32-bit
+      float's seven digits);
+    - keypoints carry no `maxima` flag: the list holding a keypoint says its kind;
+    - the tracking levels but RUNTIME_TRACKING_LEVEL are written empty (scale kept, no pixels, no
+      points, 0 x 0): the 256-px level is a sixth of a MindAR file, and only MindAR's compiler
+      tools look at it.
+    `decode_mind` reads both kinds.
 
     Parameters:
         targets: one dict per target with ``targetImage`` ({width, height}), ``trackingData`` (list of
@@ -116,13 +133,16 @@ def encode_mind(targets: Sequence[dict], *, single_floats: bool = False) -> byte
                 "width": _js_number(target["targetImage"]["width"]),
                 "height": _js_number(target["targetImage"]["height"]),
             },
-            "trackingData": [_tracking_level(level) for level in target["trackingData"]],
-            "matchingData": [_keyframe(keyframe) for keyframe in target["matchingData"]],
+            "trackingData": [
+                _tracking_level(level, not compact or index == RUNTIME_TRACKING_LEVEL)
+                for index, level in enumerate(target["trackingData"])
+            ],
+            "matchingData": [_keyframe(keyframe, compact) for keyframe in target["matchingData"]],
         }
         for target in targets
     ]
     return msgpack.packb(
-        {"v": MIND_FORMAT_VERSION, "dataList": data_list}, use_bin_type=True, use_single_float=single_floats
+        {"v": MIND_FORMAT_VERSION, "dataList": data_list}, use_bin_type=True, use_single_float=compact
     )
 
 
