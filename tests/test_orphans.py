@@ -58,13 +58,20 @@ def put_all(storage: Storage, keys: list[str]) -> None:
         storage.put(key, key.encode(), "application/octet-stream")
 
 
+FILE_CLOCK_MARGIN_S = 0.05
+
+
 def write_objects(storage: Storage, *, old: list[str], young: tuple[str, ...] = ()) -> datetime:
     """Store `old`, then `young` in a later whole second (S3 dates objects to the second), and return
     the instant at which a pass finds `old` past the grace period and `young` within it."""
     put_all(storage, old)
     boundary = int(time.time()) + 1
     if young:
-        time.sleep(boundary - time.time())
+        # Past the boundary by the wall clock, with a margin: time.sleep counts on the monotonic clock,
+        # and the kernel dates files by a coarse clock up to a tick (a few ms) behind time.time().
+        # Dated before the boundary, the young object would be old.
+        while time.time() < boundary + FILE_CLOCK_MARGIN_S:
+            time.sleep(max(boundary + FILE_CLOCK_MARGIN_S - time.time(), 0.001))
         put_all(storage, list(young))
     return datetime.fromtimestamp(boundary, UTC) + timedelta(seconds=GRACE_S)
 

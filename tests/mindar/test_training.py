@@ -34,7 +34,8 @@ def test_a_trained_target_is_smaller_and_every_point_lies_on_the_print() -> None
     trained = compile_targets([PICTARIZE])
     exact = compile_targets([PICTARIZE], exact=True)
 
-    assert len(trained.data) < len(exact.data)
+    # Issue 14's goal for the .mind's bytes, against MindAR's own (which the exact compile writes).
+    assert len(trained.data) <= 0.6 * len(exact.data), (len(trained.data), len(exact.data))
     (target,) = decode_mind(trained.data)
     for keyframe in target["matchingData"]:
         points = _points(keyframe)
