@@ -114,9 +114,9 @@ def arv_env(
         # would take 0.4 s at the production one.
         "ARV_CONSOLE_PASSWORD_MEMORY_KIB": "1024",
         "ARV_CONSOLE_PASSWORD_PASSES": "1",
-        # Markers compiled with MindAR's own keyframes: the job engine, quotas and faults are under test
-        # here, and training adds 1-2 s to each of the suite's many compiles. The trained default is
-        # tested end to end in tests/test_pipeline.py and tests/mindar/.
+        # Markers compiled with MindAR's own keyframes, the product's default, said here so that no
+        # environment of the machine changes it. Training (ARV_MARKER_TRAINING=true) is tested end to
+        # end in tests/test_pipeline.py, tests/test_viewer_browser.py and tests/mindar/.
         "ARV_MARKER_TRAINING": "false",
     }
     if db_backend == "postgresql":

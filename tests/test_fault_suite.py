@@ -17,9 +17,8 @@ SHORT_FORM = ["kill-markers", "sigterm-markers", "redis-restart", "db-terminate"
 def reports(tmp_path_factory: pytest.TempPathFactory) -> dict[str, FaultReport]:
     workdir: Path = tmp_path_factory.mktemp("faults")
     lines: list[str] = [HEADER]
-    # MindAR's own keyframes, as in the rest of the suite (tests/conftest.py): the recovery is under
-    # test, and a trained compile's extra seconds under a loaded machine's contention would be
-    # timed with it. benchmarks/faults.py runs the product's default, trained markers.
+    # MindAR's own keyframes, the marker job's default (ARV_MARKER_TRAINING): the recovery is under
+    # test. (benchmarks/faults.py runs the default too.)
     done = run_faults(SHORT_FORM, workdir, log=lines.append, extra_env={"ARV_MARKER_TRAINING": "false"})
     # The table in the test's output: what each fault did, and where the parts' logs are.
     print("\n".join(lines) + f"\nlogs under {workdir}")

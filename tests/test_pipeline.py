@@ -26,7 +26,7 @@ from tests.support.platform import worker_pool
 
 def _upload_to_detection(api: TestClient, tenant: Tenant, env: dict[str, str], tmp_path: Path) -> None:
     photo = target_photo()
-    # The product's default: the worker trains the marker (the suite's other compiles do not).
+    # Training on (ARV_MARKER_TRAINING=true): the worker trains the marker (the suite's others do not).
     with worker_pool({**env, "ARV_MARKER_TRAINING": "true"}, tmp_path) as pool:
         pool.start("markers,default", concurrency=1)
         project = api.post("/api/projects", json={"name": "Prints"}, headers=tenant.headers).json()

@@ -46,7 +46,7 @@ def test_the_page_tracks_the_print_and_plays_the_video_and_never_tracks_without_
     api: TestClient, tenant: Tenant, arv_env: dict[str, str], tmp_path: Path
 ) -> None:
     photo = target_photo()
-    # The product's default compile (trained keyframes, compact file): the stock MindAR.js runtime
+    # The trained compile (ARV_MARKER_TRAINING=true; compact file): the stock MindAR.js runtime
     # loads it, finds the print and tracks it. (The suite's other workers compile exactly, for speed.)
     with worker_pool({**arv_env, "ARV_MARKER_TRAINING": "true"}, tmp_path) as pool:
         pool.start("markers,default,videos", concurrency=1)

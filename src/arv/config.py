@@ -45,9 +45,11 @@ class Settings(BaseSettings):
     # Decompression-bomb guard: images claiming more pixels than this are refused from their header.
     # The compiler's own limit, the one its memory budget was measured for (see arv.mindar.limits).
     max_image_pixels: int = DEFAULT_MAX_PIXELS
-    # Markers are trained on simulated phone views (arv.mindar.training): smaller, found more often in
-    # steep and dark views, a second or two more per compile. Off: MindAR's own keyframes, bit-exact.
-    marker_training: bool = True
+    # On: markers are trained on simulated phone views (arv.mindar.training), under 0.6 of MindAR's
+    # bytes and found about as often, at about three times the compile time. Off (the default):
+    # MindAR's own keyframes, bit-exact. Under benchmarks/faults.py's load on 2 cores, trained compiles
+    # back up the markers queue: a killed worker's job restarted after 54 s instead of 20 s.
+    marker_training: bool = False
     download_url_ttl_s: int = 900
 
     # Celery time limits per queue, in seconds (soft ends the task cleanly, hard kills it).
