@@ -760,19 +760,14 @@ def run_fault(
 
 
 def run_faults(
-    names: list[str],
-    workdir: Path,
-    *,
-    log: Callable[[str], None] = print,
-    extra_env: dict[str, str] | None = None,
-    **options: float,
+    names: list[str], workdir: Path, *, log: Callable[[str], None] = print, **options: float
 ) -> list[FaultReport]:
     chosen = faults(**options)
     unknown = [name for name in names if name not in chosen]
     if unknown:
         raise ValueError(f"unknown faults: {', '.join(unknown)}; --list shows them")
     seen_orphans: set[str] = set()
-    with production_stack(workdir, extra_env=extra_env) as stack:
+    with production_stack(workdir) as stack:
         # Objects from before the first fault are not its orphans.
         seen_orphans |= stack.storage_keys() - referenced_keys(stack)
         return [run_fault(stack, chosen[name], seen_orphans, log) for name in names]

@@ -17,9 +17,7 @@ SHORT_FORM = ["kill-markers", "sigterm-markers", "redis-restart", "db-terminate"
 def reports(tmp_path_factory: pytest.TempPathFactory) -> dict[str, FaultReport]:
     workdir: Path = tmp_path_factory.mktemp("faults")
     lines: list[str] = [HEADER]
-    # MindAR's own keyframes, the marker job's default (ARV_MARKER_TRAINING): the recovery is under
-    # test. (benchmarks/faults.py runs the default too.)
-    done = run_faults(SHORT_FORM, workdir, log=lines.append, extra_env={"ARV_MARKER_TRAINING": "false"})
+    done = run_faults(SHORT_FORM, workdir, log=lines.append)
     # The table in the test's output: what each fault did, and where the parts' logs are.
     print("\n".join(lines) + f"\nlogs under {workdir}")
     return {report.fault: report for report in done}

@@ -48,7 +48,7 @@ class Settings(BaseSettings):
     # On: markers are trained on simulated phone views (arv.mindar.training), under 0.6 of MindAR's
     # bytes and found about as often, at about three times the compile time. Off (the default):
     # MindAR's own keyframes, bit-exact. Under benchmarks/faults.py's load on 2 cores, trained compiles
-    # back up the markers queue: a killed worker's job restarted after 54 s instead of 20 s.
+    # back up the markers queue: a killed worker's job restarted after 54 s instead of 18 s.
     marker_training: bool = False
     download_url_ttl_s: int = 900
 
